@@ -1,0 +1,432 @@
+/**
+ * The RabbitMQ connection of one service: connects and reconnects with backoff, declares the
+ * queues it uses, publishes with publisher confirms, consumes with manual acknowledgements and
+ * makes RPC calls over direct reply-to.
+ *
+ * Invariants: a message handed to a consumer is acknowledged only after its handler resolved;
+ * a handler that throws gets the message requeued. After a lost connection every consumer is
+ * set up again on the new one.
+ */
+import { randomUUID } from 'node:crypto';
+import amqp, {
+  type Channel,
+  type ChannelModel,
+  type ConfirmChannel,
+  type ConsumeMessage,
+  type Options,
+} from 'amqplib';
+import type { Logger } from '@secondary-mx/logger';
+import { EXCHANGE, prefixed } from '@secondary-mx/contracts';
+import { queueOptions } from './topology.ts';
+
+export class BrokerUnavailableError extends Error {
+  override name = 'BrokerUnavailableError';
+}
+
+export class RpcTimeoutError extends Error {
+  override name = 'RpcTimeoutError';
+}
+
+export class RpcUnroutableError extends Error {
+  override name = 'RpcUnroutableError';
+}
+
+export interface BrokerOptions {
+  url: string;
+  prefix: string;
+  logger: Logger;
+  /** Shown in the RabbitMQ management UI as the connection name. */
+  connectionName: string;
+}
+
+export interface ConsumeOptions {
+  prefetch: number;
+}
+
+type MessageHandler = (message: ConsumeMessage, channel: Channel) => Promise<void>;
+type RpcHandler = (content: Buffer, message: ConsumeMessage) => Promise<Buffer>;
+type EventHandler = (content: Buffer) => Promise<void> | void;
+
+interface ConsumerSpec {
+  kind: 'queue' | 'events';
+  name: string;
+  prefetch: number;
+  handler: MessageHandler;
+  channel?: Channel;
+  consumerTag?: string;
+}
+
+interface PendingCall {
+  resolve: (content: Buffer) => void;
+  reject: (error: Error) => void;
+  timer: NodeJS.Timeout;
+}
+
+const RECONNECT_MIN_MS = 500;
+const RECONNECT_MAX_MS = 15_000;
+const REQUEUE_DELAY_MS = 1000;
+const DIRECT_REPLY_TO = 'amq.rabbitmq.reply-to';
+
+export class Broker {
+  private connection: ChannelModel | undefined;
+  private publisher: ConfirmChannel | undefined;
+  private rpcChannel: Channel | undefined;
+  /** Queues this connection's publisher has declared, so a publish never goes to no queue. */
+  private declaredQueues = new Set<string>();
+  private readonly consumers: ConsumerSpec[] = [];
+  private readonly pendingCalls = new Map<string, PendingCall>();
+  private readonly connectWaiters: (() => void)[] = [];
+  private inFlight = 0;
+  private readonly idleWaiters: (() => void)[] = [];
+  private stopping = false;
+  private reconnectTimer: NodeJS.Timeout | undefined;
+  private attempt = 0;
+
+  constructor(private readonly options: BrokerOptions) {}
+
+  get connected(): boolean {
+    return this.publisher !== undefined;
+  }
+
+  /** Returns the prefixed name of a queue or exchange. */
+  name(base: string): string {
+    return prefixed(this.options.prefix, base);
+  }
+
+  /** Connects, retrying with backoff until it succeeds; resolves on the first connection. */
+  start(): Promise<void> {
+    const connected = new Promise<void>((resolve) => this.connectWaiters.push(resolve));
+    void this.connect();
+    return connected;
+  }
+
+  /** Resolves once the broker is connected, or at once if it is. */
+  whenConnected(): Promise<void> {
+    if (this.connected) {
+      return Promise.resolve();
+    }
+    return new Promise((resolve) => this.connectWaiters.push(resolve));
+  }
+
+  private async connect(): Promise<void> {
+    if (this.stopping) {
+      return;
+    }
+    const log = this.options.logger;
+    this.attempt += 1;
+    try {
+      const connection = await amqp.connect(this.options.url, {
+        clientProperties: { connection_name: this.options.connectionName },
+      });
+      connection.on('error', (error: Error) => log.warn({ err: error }, 'RabbitMQ connection error'));
+      connection.on('close', () => this.onConnectionLost(connection));
+      connection.on('blocked', (reason: string) => log.warn({ reason }, 'RabbitMQ blocked publishing'));
+      connection.on('unblocked', () => log.info('RabbitMQ unblocked publishing'));
+      this.connection = connection;
+
+      const publisher = await connection.createConfirmChannel();
+      publisher.on('error', (error: Error) => log.warn({ err: error }, 'RabbitMQ publish channel error'));
+      publisher.on('close', () => this.onChannelLost(connection));
+      await publisher.assertExchange(this.name(EXCHANGE.control), 'fanout', { durable: true });
+
+      const rpcChannel = await connection.createChannel();
+      rpcChannel.on('error', (error: Error) => log.warn({ err: error }, 'RabbitMQ RPC channel error'));
+      rpcChannel.on('close', () => this.onChannelLost(connection));
+      rpcChannel.on('return', (message: ConsumeMessage) => this.onReturned(message));
+      await rpcChannel.consume(DIRECT_REPLY_TO, (message) => this.onReply(message), { noAck: true });
+
+      for (const consumer of this.consumers) {
+        await this.startConsumer(connection, consumer);
+      }
+      this.declaredQueues = new Set();
+      this.publisher = publisher;
+      this.rpcChannel = rpcChannel;
+      if (this.attempt > 1) {
+        log.info({ attempts: this.attempt }, 'RabbitMQ reconnected');
+      } else {
+        log.info('RabbitMQ connected');
+      }
+      this.attempt = 0;
+      for (const resolve of this.connectWaiters.splice(0)) {
+        resolve();
+      }
+    } catch (error) {
+      const delay = Math.min(RECONNECT_MAX_MS, RECONNECT_MIN_MS * 2 ** Math.min(this.attempt, 10));
+      log.warn(
+        { err: error, attempt: this.attempt, retryInMs: delay },
+        'RabbitMQ connection failed, retrying',
+      );
+      await this.dropConnection();
+      this.scheduleReconnect(delay);
+    }
+  }
+
+  private scheduleReconnect(delay: number): void {
+    if (this.stopping || this.reconnectTimer) {
+      return;
+    }
+    this.reconnectTimer = setTimeout(() => {
+      this.reconnectTimer = undefined;
+      void this.connect();
+    }, delay);
+  }
+
+  private onChannelLost(connection: ChannelModel): void {
+    if (this.stopping || connection !== this.connection) {
+      return;
+    }
+    // A closed channel loses its consumers and confirms; start over on a fresh connection.
+    void connection.close().catch(() => undefined);
+  }
+
+  private onConnectionLost(connection: ChannelModel): void {
+    if (connection !== this.connection) {
+      return;
+    }
+    this.connection = undefined;
+    this.publisher = undefined;
+    this.rpcChannel = undefined;
+    for (const consumer of this.consumers) {
+      consumer.channel = undefined;
+      consumer.consumerTag = undefined;
+    }
+    for (const [id, call] of this.pendingCalls) {
+      clearTimeout(call.timer);
+      call.reject(new BrokerUnavailableError('RabbitMQ connection lost before the reply'));
+      this.pendingCalls.delete(id);
+    }
+    if (this.stopping) {
+      return;
+    }
+    this.options.logger.warn('RabbitMQ connection lost, reconnecting');
+    this.attempt = 1;
+    this.scheduleReconnect(RECONNECT_MIN_MS);
+  }
+
+  private async dropConnection(): Promise<void> {
+    const connection = this.connection;
+    this.connection = undefined;
+    this.publisher = undefined;
+    this.rpcChannel = undefined;
+    if (connection) {
+      await connection.close().catch(() => undefined);
+    }
+  }
+
+  private async startConsumer(connection: ChannelModel, consumer: ConsumerSpec): Promise<void> {
+    const channel = await connection.createChannel();
+    channel.on('error', (error: Error) =>
+      this.options.logger.warn({ err: error, queue: consumer.name }, 'RabbitMQ consumer channel error'),
+    );
+    channel.on('close', () => this.onChannelLost(connection));
+    await channel.prefetch(consumer.prefetch);
+    let queue = consumer.name;
+    if (consumer.kind === 'events') {
+      const exchange = this.name(consumer.name);
+      await channel.assertExchange(exchange, 'fanout', { durable: true });
+      const declared = await channel.assertQueue('', { exclusive: true, autoDelete: true });
+      await channel.bindQueue(declared.queue, exchange, '');
+      queue = declared.queue;
+    } else {
+      await channel.assertQueue(queue, queueOptions(this.options.prefix, queue));
+    }
+    const reply = await channel.consume(queue, (message) => {
+      if (message === null) {
+        // The broker cancelled the consumer, for example because the queue was deleted.
+        this.onChannelLost(connection);
+        return;
+      }
+      void this.dispatch(channel, consumer, message);
+    });
+    consumer.channel = channel;
+    consumer.consumerTag = reply.consumerTag;
+  }
+
+  private async dispatch(channel: Channel, consumer: ConsumerSpec, message: ConsumeMessage) {
+    this.inFlight += 1;
+    try {
+      await consumer.handler(message, channel);
+      channel.ack(message);
+    } catch (error) {
+      this.options.logger.error(
+        { err: error, queue: consumer.name },
+        'message handler failed, requeueing the message',
+      );
+      // A short pause keeps a failing handler (database down, say) from spinning on one message.
+      setTimeout(() => {
+        try {
+          channel.nack(message, false, true);
+        } catch {
+          // The channel is gone; the broker requeues unacknowledged messages by itself.
+        }
+      }, REQUEUE_DELAY_MS);
+    } finally {
+      this.inFlight -= 1;
+      if (this.inFlight === 0) {
+        for (const resolve of this.idleWaiters.splice(0)) {
+          resolve();
+        }
+      }
+    }
+  }
+
+  private addConsumer(spec: ConsumerSpec): void {
+    this.consumers.push(spec);
+    const connection = this.connection;
+    if (connection && this.connected) {
+      void this.startConsumer(connection, spec).catch((error: unknown) => {
+        this.options.logger.warn({ err: error, queue: spec.name }, 'starting a consumer failed');
+        this.onChannelLost(connection);
+      });
+    }
+  }
+
+  /**
+   * Consumes a work queue. The message is acknowledged when the handler resolves and requeued
+   * when it throws.
+   */
+  consume(baseQueue: string, handler: MessageHandler, options: ConsumeOptions): void {
+    this.addConsumer({ kind: 'queue', name: this.name(baseQueue), prefetch: options.prefetch, handler });
+  }
+
+  /** Serves RPC requests on a queue; the handler's result is sent to the caller's reply-to. */
+  serve(baseQueue: string, handler: RpcHandler, options: ConsumeOptions): void {
+    const name = this.name(baseQueue);
+    this.addConsumer({
+      kind: 'queue',
+      name,
+      prefetch: options.prefetch,
+      handler: async (message, channel) => {
+        const reply = await handler(message.content, message);
+        const { replyTo, correlationId } = message.properties;
+        if (replyTo) {
+          channel.sendToQueue(replyTo, reply, { correlationId, contentType: 'application/octet-stream' });
+        }
+      },
+    });
+  }
+
+  /** Receives every control event on an exclusive queue bound to the control exchange. */
+  subscribe(baseExchange: string, handler: EventHandler): void {
+    this.addConsumer({
+      kind: 'events',
+      name: baseExchange,
+      prefetch: 10,
+      handler: async (message) => {
+        await handler(message.content);
+      },
+    });
+  }
+
+  /** Publishes to a queue and resolves once the broker confirmed it. */
+  async publish(baseQueue: string, content: Buffer, options: Options.Publish = {}): Promise<void> {
+    const publisher = this.publisher;
+    if (!publisher) {
+      throw new BrokerUnavailableError('RabbitMQ is not connected');
+    }
+    const queue = this.name(baseQueue);
+    if (!this.declaredQueues.has(queue)) {
+      await publisher.assertQueue(queue, queueOptions(this.options.prefix, queue));
+      this.declaredQueues.add(queue);
+    }
+    await new Promise<void>((resolve, reject) => {
+      publisher.sendToQueue(queue, content, { persistent: true, ...options }, (error) =>
+        error ? reject(new BrokerUnavailableError(`RabbitMQ did not confirm the publish to ${queue}`)) : resolve(),
+      );
+    });
+  }
+
+  /** Publishes an event to a fanout exchange and resolves once the broker confirmed it. */
+  async publishEvent(baseExchange: string, content: Buffer): Promise<void> {
+    const publisher = this.publisher;
+    if (!publisher) {
+      throw new BrokerUnavailableError('RabbitMQ is not connected');
+    }
+    const exchange = this.name(baseExchange);
+    await new Promise<void>((resolve, reject) => {
+      publisher.publish(exchange, '', content, { persistent: false }, (error) =>
+        error ? reject(new BrokerUnavailableError(`RabbitMQ did not confirm the event on ${exchange}`)) : resolve(),
+      );
+    });
+  }
+
+  /**
+   * Sends an RPC request and resolves with the reply's content. Rejects with RpcTimeoutError
+   * when no reply came within timeoutMs, RpcUnroutableError when no server has declared the
+   * queue, and BrokerUnavailableError while RabbitMQ is down.
+   */
+  call(baseQueue: string, content: Buffer, timeoutMs: number): Promise<Buffer> {
+    const channel = this.rpcChannel;
+    if (!channel) {
+      return Promise.reject(new BrokerUnavailableError('RabbitMQ is not connected'));
+    }
+    const queue = this.name(baseQueue);
+    const correlationId = randomUUID();
+    return new Promise<Buffer>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.pendingCalls.delete(correlationId);
+        reject(new RpcTimeoutError(`no reply on ${queue} within ${timeoutMs} ms`));
+      }, timeoutMs);
+      this.pendingCalls.set(correlationId, { resolve, reject, timer });
+      try {
+        channel.sendToQueue(queue, content, {
+          correlationId,
+          replyTo: DIRECT_REPLY_TO,
+          mandatory: true,
+          expiration: String(Math.max(1, Math.ceil(timeoutMs))),
+          contentType: 'application/octet-stream',
+        });
+      } catch (error) {
+        clearTimeout(timer);
+        this.pendingCalls.delete(correlationId);
+        reject(new BrokerUnavailableError(`publishing to ${queue} failed: ${(error as Error).message}`));
+      }
+    });
+  }
+
+  private onReply(message: ConsumeMessage | null): void {
+    if (!message) {
+      return;
+    }
+    const id = message.properties.correlationId as string | undefined;
+    const call = id ? this.pendingCalls.get(id) : undefined;
+    if (!call || !id) {
+      return;
+    }
+    clearTimeout(call.timer);
+    this.pendingCalls.delete(id);
+    call.resolve(message.content);
+  }
+
+  private onReturned(message: ConsumeMessage): void {
+    const id = message.properties.correlationId as string | undefined;
+    const call = id ? this.pendingCalls.get(id) : undefined;
+    if (!call || !id) {
+      return;
+    }
+    clearTimeout(call.timer);
+    this.pendingCalls.delete(id);
+    call.reject(new RpcUnroutableError(`no consumer has declared ${message.fields.routingKey}`));
+  }
+
+  /**
+   * Stops consuming, waits up to timeoutMs for handlers in progress to finish, then closes the
+   * connection. Unacknowledged messages go back to their queues.
+   */
+  async stop(timeoutMs = 10_000): Promise<void> {
+    this.stopping = true;
+    clearTimeout(this.reconnectTimer);
+    for (const consumer of this.consumers) {
+      if (consumer.channel && consumer.consumerTag) {
+        await consumer.channel.cancel(consumer.consumerTag).catch(() => undefined);
+      }
+    }
+    if (this.inFlight > 0) {
+      await Promise.race([
+        new Promise<void>((resolve) => this.idleWaiters.push(resolve)),
+        new Promise<void>((resolve) => setTimeout(resolve, timeoutMs).unref()),
+      ]);
+    }
+    await this.dropConnection();
+  }
+}

@@ -1,0 +1,9 @@
+export {
+  Broker,
+  type BrokerOptions,
+  BrokerUnavailableError,
+  type ConsumeOptions,
+  RpcTimeoutError,
+  RpcUnroutableError,
+} from './broker.ts';
+export { queueOptions } from './topology.ts';

@@ -1,0 +1,299 @@
+/**
+ * Every setting of every service, declared once with its default, unit and bounds. A service
+ * asks for the names it uses and gets a frozen, typed object, or one error that lists every
+ * invalid or missing value at once.
+ */
+import { hostname } from 'node:os';
+import { parseDuration } from './duration.ts';
+
+export interface ListenAddress {
+  host: string;
+  port: number;
+}
+
+type Parser<T> = (raw: string) => T | Error;
+
+interface Setting<T> {
+  /** The value used when the variable is unset; undefined makes the setting required. */
+  defaultValue: (() => string) | string | undefined;
+  parse: Parser<T>;
+  help: string;
+}
+
+function setting<T>(
+  defaultValue: Setting<T>['defaultValue'],
+  parse: Parser<T>,
+  help: string,
+): Setting<T> {
+  return { defaultValue, parse, help };
+}
+
+function text(raw: string): string | Error {
+  return raw.length > 0 ? raw : new Error('must not be empty');
+}
+
+function optionalText(raw: string): string {
+  return raw;
+}
+
+function url(...protocols: string[]): Parser<string> {
+  return (raw) => {
+    try {
+      const parsed = new URL(raw);
+      if (!protocols.includes(parsed.protocol)) {
+        return new Error(`must be a URL starting with ${protocols.join(' or ')}//`);
+      }
+      return raw;
+    } catch {
+      return new Error('must be a URL');
+    }
+  };
+}
+
+function integer(min: number, max: number): Parser<number> {
+  return (raw) => {
+    if (!/^\d+$/.test(raw.trim())) {
+      return new Error('must be a whole number');
+    }
+    const value = Number(raw);
+    if (value < min || value > max) {
+      return new Error(`must be between ${min} and ${max}`);
+    }
+    return value;
+  };
+}
+
+function duration(minMs: number, maxMs: number): Parser<number> {
+  return (raw) => {
+    const value = parseDuration(raw);
+    if (value === undefined) {
+      return new Error('must be a duration such as 90s, 5m, 2h, 35d or 1w');
+    }
+    if (value < minMs || value > maxMs) {
+      return new Error(`must be between ${minMs / 1000}s and ${maxMs / 1000}s`);
+    }
+    return value;
+  };
+}
+
+const HOSTNAME_PATTERN = /^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/i;
+
+function hostnameValue(raw: string): string | Error {
+  const name = raw.trim().replace(/\.$/, '').toLowerCase();
+  return HOSTNAME_PATTERN.test(name) ? name : new Error('must be a DNS host name');
+}
+
+function hostnameList(raw: string): string[] | Error {
+  const names: string[] = [];
+  for (const part of raw.split(',')) {
+    if (part.trim() === '') {
+      continue;
+    }
+    const name = hostnameValue(part);
+    if (name instanceof Error) {
+      return new Error(`"${part.trim()}" ${name.message}`);
+    }
+    names.push(name);
+  }
+  return names.length > 0 ? names : new Error('must list at least one host name');
+}
+
+/** Parses `host:port`, `[v6]:port` or `:port`. */
+export function parseHostPort(raw: string, defaultPort?: number): ListenAddress | Error {
+  const trimmed = raw.trim();
+  const match = /^(?:\[([0-9a-f:.]+)\]|([^:[\]]*))(?::(\d{1,5}))?$/i.exec(trimmed);
+  if (!match) {
+    return new Error('must be host:port, [IPv6]:port or :port');
+  }
+  const host = match[1] ?? match[2] ?? '';
+  const port = match[3] === undefined ? defaultPort : Number(match[3]);
+  if (port === undefined) {
+    return new Error('must include a port');
+  }
+  if (port < 1 || port > 65535) {
+    return new Error('port must be between 1 and 65535');
+  }
+  return { host: host === '' ? '0.0.0.0' : host, port };
+}
+
+function listen(raw: string): ListenAddress | Error {
+  return parseHostPort(raw);
+}
+
+function serverList(raw: string): string[] | Error {
+  const servers: string[] = [];
+  for (const part of raw.split(',')) {
+    if (part.trim() === '') {
+      continue;
+    }
+    const address = parseHostPort(part, 53);
+    if (address instanceof Error) {
+      return new Error(`"${part.trim()}" ${address.message}`);
+    }
+    const host = address.host.includes(':') ? `[${address.host}]` : address.host;
+    servers.push(`${host}:${address.port}`);
+  }
+  return servers;
+}
+
+function oneOf<T extends string>(...values: T[]): Parser<T> {
+  return (raw) => {
+    const value = raw.trim().toLowerCase() as T;
+    return values.includes(value) ? value : new Error(`must be one of ${values.join(', ')}`);
+  };
+}
+
+const SECOND = 1000;
+const DAY = 86_400_000;
+
+export const SETTINGS = {
+  AMQP_URL: setting('amqp://guest:guest@127.0.0.1:5672', url('amqp:', 'amqps:'), 'RabbitMQ URL'),
+  DATABASE_URL: setting(
+    'postgres://postgres@127.0.0.1:5432/secondary_mx',
+    url('postgres:', 'postgresql:'),
+    'PostgreSQL URL; the database is created when missing',
+  ),
+  REDIS_URL: setting('redis://127.0.0.1:6379/0', url('redis:', 'rediss:'), 'Redis URL'),
+  MX_HOSTNAME: setting(() => hostname(), hostnameValue, 'our name in the banner, Received: and DSNs'),
+  MX_SELF_NAMES: setting(
+    undefined,
+    hostnameList,
+    'comma-separated names under which we appear in MX records (default: MX_HOSTNAME)',
+  ),
+  MX_SMTP_LISTEN: setting('0.0.0.0:2525', listen, 'SMTP listener, host:port'),
+  MX_ADMIN_LISTEN: setting('127.0.0.1:8025', listen, 'admin API listener, host:port'),
+  MX_ADMIN_TOKEN: setting(
+    undefined,
+    (raw) => (raw.length >= 16 ? raw : new Error('must be at least 16 characters')),
+    'bearer token of the administrators',
+  ),
+  MX_MAX_MESSAGE_SIZE: setting(
+    '26214400',
+    integer(1024, 100 * 1024 * 1024),
+    'largest accepted message in bytes, advertised with SIZE',
+  ),
+  MX_MAX_RECIPIENTS: setting('1000', integer(100, 100_000), 'recipients accepted per message'),
+  MX_QUEUE_LIFETIME: setting('35d', duration(SECOND, 365 * DAY), 'how long a message is kept'),
+  MX_RETRY_MIN: setting('60s', duration(100, DAY), 'first retry delay'),
+  MX_RETRY_MAX: setting('1h', duration(100, 7 * DAY), 'longest retry delay'),
+  MX_LEASE_TIME: setting(
+    '10m',
+    duration(SECOND, DAY),
+    'how long a delivery worker may hold a recipient before it is scheduled again',
+  ),
+  MX_SCHEDULER_INTERVAL: setting('1s', duration(50, 60 * SECOND), 'how often due recipients are looked for'),
+  MX_SCHEDULER_BATCH: setting('500', integer(1, 100_000), 'recipients leased per scheduler pass'),
+  MX_SPOOL_TIMEOUT: setting(
+    '30s',
+    duration(100, 10 * 60 * SECOND),
+    'how long ingress waits for queue-store to commit a message before it answers 451',
+  ),
+  MX_GREYLIST_TIMEOUT: setting(
+    '3s',
+    duration(50, 60 * SECOND),
+    'how long ingress waits for a greylist verdict',
+  ),
+  MX_GREYLIST_DELAY: setting('300s', duration(0, DAY), 'minimum wait before a retry passes'),
+  MX_GREYLIST_RETRY_WINDOW: setting('2d', duration(SECOND, 30 * DAY), 'how long a first attempt is remembered'),
+  MX_GREYLIST_MAX_AGE: setting('35d', duration(SECOND, 365 * DAY), 'how long a passed triplet stays whitelisted'),
+  MX_RETENTION: setting('7d', duration(SECOND, 365 * DAY), 'how long final messages stay visible'),
+  MX_DOMAIN_REFRESH: setting(
+    '30s',
+    duration(SECOND, DAY),
+    'how often ingress reloads the approved domains besides on change events',
+  ),
+  MX_DELIVERY_PORT: setting('25', integer(1, 65535), 'port of MX hosts found in DNS'),
+  MX_DELIVERY_CONCURRENCY: setting('20', integer(1, 1000), 'jobs one delivery worker runs at once'),
+  MX_DELIVERY_TIMEOUT: setting(
+    '5m',
+    duration(SECOND, 60 * 60 * SECOND),
+    'longest time for one delivery, from connect to the reply after DATA',
+  ),
+  MX_CONNECT_TIMEOUT: setting('30s', duration(100, 10 * 60 * SECOND), 'TCP connect timeout to a next hop'),
+  MX_AMQP_PREFIX: setting(
+    '',
+    optionalText,
+    'prefix of every RabbitMQ queue and exchange name, to run several installations on one vhost',
+  ),
+  MX_REDIS_PREFIX: setting('mx:', text, 'prefix of every Redis key'),
+  MX_LOG_LEVEL: setting(
+    'info',
+    oneOf('fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'),
+    'pino log level',
+  ),
+  DNS_SERVERS: setting('', serverList, 'comma-separated DNS servers, host:port (default: system resolver)'),
+} as const;
+
+export type SettingName = keyof typeof SETTINGS;
+type ValueOf<N extends SettingName> = (typeof SETTINGS)[N] extends Setting<infer T> ? T : never;
+export type Settings<N extends SettingName> = Readonly<{ [K in N]: ValueOf<K> }>;
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`invalid settings:\n  ${problems.join('\n  ')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+/**
+ * Reads the named settings from the environment. Throws a ConfigError that lists every invalid
+ * or missing variable by name.
+ */
+export function loadSettings<N extends SettingName>(
+  names: readonly N[],
+  env: NodeJS.ProcessEnv = process.env,
+): Settings<N> {
+  const values: Record<string, unknown> = {};
+  const problems: string[] = [];
+  for (const name of names) {
+    const spec = SETTINGS[name] as Setting<unknown>;
+    const raw = env[name];
+    let source: string | undefined;
+    if (raw !== undefined) {
+      source = raw;
+    } else if (typeof spec.defaultValue === 'function') {
+      source = spec.defaultValue();
+    } else {
+      source = spec.defaultValue;
+    }
+    if (source === undefined) {
+      if (name === 'MX_SELF_NAMES') {
+        continue;
+      }
+      problems.push(`${name} is missing: set it to the ${spec.help}`);
+      continue;
+    }
+    const value = spec.parse(source);
+    if (value instanceof Error) {
+      problems.push(`${name}=${name === 'MX_ADMIN_TOKEN' ? '(hidden)' : JSON.stringify(source)} ${value.message} (${spec.help})`);
+      continue;
+    }
+    values[name] = value;
+  }
+  if ((names as readonly string[]).includes('MX_SELF_NAMES') && values.MX_SELF_NAMES === undefined) {
+    const own = hostnameValue(env.MX_HOSTNAME ?? hostname());
+    values.MX_SELF_NAMES = own instanceof Error ? [] : [own];
+  }
+  const retryMin = values.MX_RETRY_MIN as number | undefined;
+  const retryMax = values.MX_RETRY_MAX as number | undefined;
+  if (retryMin !== undefined && retryMax !== undefined && retryMin > retryMax) {
+    problems.push('MX_RETRY_MIN must not be larger than MX_RETRY_MAX');
+  }
+  if (problems.length > 0) {
+    throw new ConfigError(problems);
+  }
+  return Object.freeze(values) as Settings<N>;
+}
+
+/** Loads settings like loadSettings, but prints the problems and exits with status 78 (EX_CONFIG). */
+export function loadSettingsOrExit<N extends SettingName>(service: string, names: readonly N[]): Settings<N> {
+  try {
+    return loadSettings(names);
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      process.stderr.write(`${service}: ${error.message}\n`);
+      process.exit(78);
+    }
+    throw error;
+  }
+}

@@ -1,0 +1,137 @@
+/**
+ * Runtime-validated payloads of every RabbitMQ message. A consumer parses what it receives
+ * with these schemas; anything that does not match is rejected without being acted on.
+ */
+import { z } from 'zod';
+
+/** The closed set of recipient states, used alike in the database, logs, metrics and API. */
+export const RECIPIENT_STATES = [
+  'queued',
+  'active',
+  'deferred',
+  'hold',
+  'delivered',
+  'failed',
+  'expired',
+] as const;
+export type RecipientState = (typeof RECIPIENT_STATES)[number];
+export const FINAL_STATES: readonly RecipientState[] = ['delivered', 'failed', 'expired'];
+export const WAITING_STATES: readonly RecipientState[] = ['queued', 'deferred'];
+
+export const DOMAIN_STATES = ['pending', 'approved'] as const;
+export type DomainState = (typeof DOMAIN_STATES)[number];
+
+const NotifySchema = z.array(z.enum(['NEVER', 'SUCCESS', 'FAILURE', 'DELAY'])).min(1);
+
+export const EnvelopeRecipientSchema = z.object({
+  address: z.string().min(1).max(320),
+  /** RFC 3461 NOTIFY, absent when the client gave none. */
+  notify: NotifySchema.optional(),
+  /** RFC 3461 ORCPT as `addr-type;xtext-decoded address`. */
+  orcpt: z.string().max(500).optional(),
+});
+export type EnvelopeRecipient = z.infer<typeof EnvelopeRecipientSchema>;
+
+export const BodyTypeSchema = z.enum(['7BIT', '8BITMIME']);
+
+/** Header of a spool.store request; the frame's payload is the message with our Received: line. */
+export const SpoolStoreRequestSchema = z.object({
+  queueId: z.string().min(1).max(64),
+  session: z.string().max(64),
+  /** Empty string for the null reverse-path `<>`. */
+  sender: z.string().max(320),
+  recipients: z.array(EnvelopeRecipientSchema).min(1),
+  ret: z.enum(['FULL', 'HDRS']).optional(),
+  envid: z.string().max(100).optional(),
+  bodyType: BodyTypeSchema,
+  smtpUtf8: z.boolean(),
+  clientAddress: z.string(),
+  clientName: z.string().optional(),
+  heloName: z.string().optional(),
+  receivedAt: z.string(),
+  /** Epoch milliseconds after which ingress no longer waits for the reply. */
+  deadline: z.number(),
+});
+export type SpoolStoreRequest = z.infer<typeof SpoolStoreRequestSchema>;
+
+export const SpoolStoreReplySchema = z.discriminatedUnion('ok', [
+  z.object({ ok: z.literal(true), queueId: z.string() }),
+  z.object({ ok: z.literal(false), error: z.string() }),
+]);
+export type SpoolStoreReply = z.infer<typeof SpoolStoreReplySchema>;
+
+export const GreylistCheckRequestSchema = z.object({
+  session: z.string().max(64),
+  clientAddress: z.string().min(1).max(64),
+  clientName: z.string().max(255).optional(),
+  /** Empty string for the null reverse-path `<>`. */
+  sender: z.string().max(320),
+  recipient: z.string().min(1).max(320),
+});
+export type GreylistCheckRequest = z.infer<typeof GreylistCheckRequestSchema>;
+
+export const GreylistCheckReplySchema = z.object({
+  action: z.enum(['pass', 'defer']),
+  /** Seconds until a retry can pass, for `defer`. */
+  retryAfter: z.number().int().nonnegative().optional(),
+  /** Why: `new`, `too-early`, `retried` (first pass), `whitelisted`. */
+  reason: z.string(),
+  /** Seconds the triplet waited between first attempt and first pass. */
+  delayed: z.number().int().nonnegative().optional(),
+});
+export type GreylistCheckReply = z.infer<typeof GreylistCheckReplySchema>;
+
+export const DomainsListReplySchema = z.object({
+  approved: z.array(z.string()),
+});
+export type DomainsListReply = z.infer<typeof DomainsListReplySchema>;
+
+export const JobRecipientSchema = EnvelopeRecipientSchema.extend({
+  id: z.string(),
+});
+export type JobRecipient = z.infer<typeof JobRecipientSchema>;
+
+/** Header of a delivery job; the frame's payload is the stored message. */
+export const DeliveryJobSchema = z.object({
+  /** Unique per lease; results quote it so a stale lease cannot overwrite a newer one. */
+  leaseId: z.string(),
+  leaseUntil: z.number(),
+  queueId: z.string(),
+  domain: z.string(),
+  sender: z.string(),
+  recipients: z.array(JobRecipientSchema).min(1),
+  ret: z.enum(['FULL', 'HDRS']).optional(),
+  envid: z.string().optional(),
+  bodyType: BodyTypeSchema,
+  smtpUtf8: z.boolean(),
+  /** Next hops set by an administrator (`host` or `host:port`); empty means use DNS. */
+  primaryHosts: z.array(z.string()),
+});
+export type DeliveryJob = z.infer<typeof DeliveryJobSchema>;
+
+export const RecipientOutcomeSchema = z.object({
+  recipientId: z.string(),
+  status: z.enum(['delivered', 'deferred', 'failed']),
+  /** The remote reply, or our own description when there was none (connection refused, ...). */
+  reply: z.string().max(2000),
+  /** RFC 3463 status code such as 5.1.1. */
+  enhancedCode: z.string().optional(),
+  /** The host that gave the reply, if any. */
+  remoteMta: z.string().optional(),
+});
+export type RecipientOutcome = z.infer<typeof RecipientOutcomeSchema>;
+
+export const DeliveryResultSchema = z.object({
+  leaseId: z.string(),
+  queueId: z.string(),
+  domain: z.string(),
+  attemptedAt: z.number(),
+  outcomes: z.array(RecipientOutcomeSchema).min(1),
+});
+export type DeliveryResult = z.infer<typeof DeliveryResultSchema>;
+
+export const ControlEventSchema = z.discriminatedUnion('type', [
+  z.object({ type: z.literal('domains.changed'), domain: z.string().optional() }),
+  z.object({ type: z.literal('flush'), domain: z.string() }),
+]);
+export type ControlEvent = z.infer<typeof ControlEventSchema>;

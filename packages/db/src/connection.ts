@@ -1,0 +1,51 @@
+import pg from 'pg';
+import type { Logger } from '@secondary-mx/logger';
+
+export type Pool = pg.Pool;
+export type PoolClient = pg.PoolClient;
+
+export function createPool(databaseUrl: string, logger: Logger, max = 10): pg.Pool {
+  const pool = new pg.Pool({
+    connectionString: databaseUrl,
+    max,
+    connectionTimeoutMillis: 5000,
+    idleTimeoutMillis: 30_000,
+    application_name: 'secondary-mx',
+  });
+  // An idle client that loses its server emits here; without a listener the process would exit.
+  pool.on('error', (error) => logger.warn({ err: error }, 'PostgreSQL idle connection failed'));
+  return pool;
+}
+
+/** Creates the database named in databaseUrl when it does not exist yet. */
+export async function ensureDatabase(databaseUrl: string, logger: Logger): Promise<void> {
+  const target = new URL(databaseUrl);
+  const name = decodeURIComponent(target.pathname.replace(/^\//, ''));
+  if (name === '') {
+    return;
+  }
+  const maintenance = new URL(databaseUrl);
+  maintenance.pathname = '/postgres';
+  const client = new pg.Client({ connectionString: maintenance.toString(), connectionTimeoutMillis: 5000 });
+  await client.connect();
+  try {
+    const found = await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [name]);
+    if (found.rowCount === 0) {
+      try {
+        await client.query(`CREATE DATABASE ${quoteIdentifier(name)}`);
+        logger.info({ database: name }, 'created database');
+      } catch (error) {
+        // Another replica may have created it between the check and the CREATE.
+        if ((error as { code?: string }).code !== '42P04') {
+          throw error;
+        }
+      }
+    }
+  } finally {
+    await client.end();
+  }
+}
+
+export function quoteIdentifier(name: string): string {
+  return `"${name.replaceAll('"', '""')}"`;
+}

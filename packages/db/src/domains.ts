@@ -1,0 +1,82 @@
+import type { DomainState } from '@secondary-mx/contracts';
+import type { Pool } from './connection.ts';
+
+export interface DomainRow {
+  name: string;
+  memberNumber: string;
+  state: DomainState;
+  primaryHosts: string[];
+  requestedAt: Date;
+  approvedAt: Date | null;
+  updatedAt: Date;
+}
+
+const DOMAIN_COLUMNS = `name, member_number AS "memberNumber", state, primary_hosts AS "primaryHosts",
+  requested_at AS "requestedAt", approved_at AS "approvedAt", updated_at AS "updatedAt"`;
+
+/** Inserts a pending domain; returns undefined when the domain is already registered. */
+export async function insertDomain(
+  pool: Pool,
+  name: string,
+  memberNumber: string,
+): Promise<DomainRow | undefined> {
+  const result = await pool.query<DomainRow>(
+    `INSERT INTO domains (name, member_number) VALUES ($1, $2)
+     ON CONFLICT (name) DO NOTHING RETURNING ${DOMAIN_COLUMNS}`,
+    [name, memberNumber],
+  );
+  return result.rows[0];
+}
+
+export async function getDomain(pool: Pool, name: string): Promise<DomainRow | undefined> {
+  const result = await pool.query<DomainRow>(`SELECT ${DOMAIN_COLUMNS} FROM domains WHERE name = $1`, [
+    name,
+  ]);
+  return result.rows[0];
+}
+
+export async function listDomains(pool: Pool, state?: DomainState): Promise<DomainRow[]> {
+  const result = await pool.query<DomainRow>(
+    `SELECT ${DOMAIN_COLUMNS} FROM domains WHERE ($1::domain_state IS NULL OR state = $1) ORDER BY name`,
+    [state ?? null],
+  );
+  return result.rows;
+}
+
+export async function approveDomain(pool: Pool, name: string): Promise<DomainRow | undefined> {
+  const result = await pool.query<DomainRow>(
+    `UPDATE domains SET state = 'approved', approved_at = COALESCE(approved_at, now()), updated_at = now()
+     WHERE name = $1 RETURNING ${DOMAIN_COLUMNS}`,
+    [name],
+  );
+  return result.rows[0];
+}
+
+export async function setPrimaryHosts(
+  pool: Pool,
+  name: string,
+  primaryHosts: string[],
+): Promise<DomainRow | undefined> {
+  const result = await pool.query<DomainRow>(
+    `UPDATE domains SET primary_hosts = $2, updated_at = now() WHERE name = $1 RETURNING ${DOMAIN_COLUMNS}`,
+    [name, primaryHosts],
+  );
+  return result.rows[0];
+}
+
+export async function listApprovedDomainNames(pool: Pool): Promise<string[]> {
+  const result = await pool.query<{ name: string }>(
+    `SELECT name FROM domains WHERE state = 'approved' ORDER BY name`,
+  );
+  return result.rows.map((row) => row.name);
+}
+
+/** Returns the next-hop override of each named domain; domains without one are left out. */
+export async function primaryHostsByDomain(pool: Pool, names: string[]): Promise<Map<string, string[]>> {
+  const result = await pool.query<{ name: string; primaryHosts: string[] }>(
+    `SELECT name, primary_hosts AS "primaryHosts" FROM domains
+     WHERE name = ANY($1) AND cardinality(primary_hosts) > 0`,
+    [names],
+  );
+  return new Map(result.rows.map((row) => [row.name, row.primaryHosts]));
+}

@@ -1,0 +1,63 @@
+import type { EnvelopeRecipient } from '@secondary-mx/contracts';
+import type { Pool } from './connection.ts';
+
+export interface NewMessage {
+  queueId: string;
+  sender: string;
+  recipients: { envelope: EnvelopeRecipient; domain: string }[];
+  body: Buffer;
+  ret?: 'FULL' | 'HDRS' | undefined;
+  envid?: string | undefined;
+  bodyType: string;
+  smtpUtf8: boolean;
+  clientAddress: string;
+  clientName?: string | undefined;
+  heloName?: string | undefined;
+  receivedAt: Date;
+  expiresAt: Date;
+}
+
+/**
+ * Stores a message and its recipients in one statement, so one commit covers both. Storing the
+ * same queue id again is a no-op, which makes a redelivered spool request harmless. Returns
+ * whether this call inserted the message.
+ */
+export async function insertMessage(pool: Pool, message: NewMessage): Promise<boolean> {
+  const result = await pool.query(
+    `WITH inserted AS (
+       INSERT INTO messages (id, sender, size, body, ret, envid, body_type, smtp_utf8,
+                             client_address, client_name, helo_name, received_at, expires_at)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+       ON CONFLICT (id) DO NOTHING
+       RETURNING id
+     )
+     INSERT INTO recipients (message_id, address, domain, notify, orcpt)
+     SELECT inserted.id, r.address, r.domain, r.notify, r.orcpt
+     FROM inserted,
+          jsonb_to_recordset($14::jsonb) AS r(address text, domain text, notify text[], orcpt text)`,
+    [
+      message.queueId,
+      message.sender,
+      message.body.length,
+      message.body,
+      message.ret ?? null,
+      message.envid ?? null,
+      message.bodyType,
+      message.smtpUtf8,
+      message.clientAddress,
+      message.clientName ?? null,
+      message.heloName ?? null,
+      message.receivedAt,
+      message.expiresAt,
+      JSON.stringify(
+        message.recipients.map((recipient) => ({
+          address: recipient.envelope.address,
+          domain: recipient.domain,
+          notify: recipient.envelope.notify ?? null,
+          orcpt: recipient.envelope.orcpt ?? null,
+        })),
+      ),
+    ],
+  );
+  return (result.rowCount ?? 0) > 0;
+}
