@@ -76,13 +76,19 @@ export function parseMailbox(address: string): Mailbox {
   const localPart = address.slice(0, at);
   const domainText = address.slice(at + 1);
   if (/[@%!]/.test(localPart)) {
-    throw new AddressError('routing-characters', 'local part contains routing characters (@, % or !)');
+    throw new AddressError(
+      'routing-characters',
+      'local part contains routing characters (@, % or !)',
+    );
   }
   if (Buffer.byteLength(localPart) > 64) {
     throw new AddressError('invalid-local-part', 'local part longer than 64 octets');
   }
   if (!isValidLocalPart(localPart)) {
-    throw new AddressError('invalid-local-part', 'local part is not a valid dot-atom or quoted string');
+    throw new AddressError(
+      'invalid-local-part',
+      'local part is not a valid dot-atom or quoted string',
+    );
   }
   if (domainText.startsWith('[')) {
     throw new AddressError('address-literal', 'address literals are not accepted');

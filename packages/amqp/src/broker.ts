@@ -8,6 +8,8 @@
  * set up again on the new one.
  */
 import { randomUUID } from 'node:crypto';
+import { EXCHANGE, prefixed } from '@secondary-mx/contracts';
+import type { Logger } from '@secondary-mx/logger';
 import amqp, {
   type Channel,
   type ChannelModel,
@@ -15,8 +17,6 @@ import amqp, {
   type ConsumeMessage,
   type Options,
 } from 'amqplib';
-import type { Logger } from '@secondary-mx/logger';
-import { EXCHANGE, prefixed } from '@secondary-mx/contracts';
 import { queueOptions } from './topology.ts';
 
 export class BrokerUnavailableError extends Error {
@@ -118,22 +118,32 @@ export class Broker {
       const connection = await amqp.connect(this.options.url, {
         clientProperties: { connection_name: this.options.connectionName },
       });
-      connection.on('error', (error: Error) => log.warn({ err: error }, 'RabbitMQ connection error'));
+      connection.on('error', (error: Error) =>
+        log.warn({ err: error }, 'RabbitMQ connection error'),
+      );
       connection.on('close', () => this.onConnectionLost(connection));
-      connection.on('blocked', (reason: string) => log.warn({ reason }, 'RabbitMQ blocked publishing'));
+      connection.on('blocked', (reason: string) =>
+        log.warn({ reason }, 'RabbitMQ blocked publishing'),
+      );
       connection.on('unblocked', () => log.info('RabbitMQ unblocked publishing'));
       this.connection = connection;
 
       const publisher = await connection.createConfirmChannel();
-      publisher.on('error', (error: Error) => log.warn({ err: error }, 'RabbitMQ publish channel error'));
+      publisher.on('error', (error: Error) =>
+        log.warn({ err: error }, 'RabbitMQ publish channel error'),
+      );
       publisher.on('close', () => this.onChannelLost(connection));
       await publisher.assertExchange(this.name(EXCHANGE.control), 'fanout', { durable: true });
 
       const rpcChannel = await connection.createChannel();
-      rpcChannel.on('error', (error: Error) => log.warn({ err: error }, 'RabbitMQ RPC channel error'));
+      rpcChannel.on('error', (error: Error) =>
+        log.warn({ err: error }, 'RabbitMQ RPC channel error'),
+      );
       rpcChannel.on('close', () => this.onChannelLost(connection));
       rpcChannel.on('return', (message: ConsumeMessage) => this.onReturned(message));
-      await rpcChannel.consume(DIRECT_REPLY_TO, (message) => this.onReply(message), { noAck: true });
+      await rpcChannel.consume(DIRECT_REPLY_TO, (message) => this.onReply(message), {
+        noAck: true,
+      });
 
       for (const consumer of this.consumers) {
         await this.startConsumer(connection, consumer);
@@ -216,7 +226,10 @@ export class Broker {
   private async startConsumer(connection: ChannelModel, consumer: ConsumerSpec): Promise<void> {
     const channel = await connection.createChannel();
     channel.on('error', (error: Error) =>
-      this.options.logger.warn({ err: error, queue: consumer.name }, 'RabbitMQ consumer channel error'),
+      this.options.logger.warn(
+        { err: error, queue: consumer.name },
+        'RabbitMQ consumer channel error',
+      ),
     );
     channel.on('close', () => this.onChannelLost(connection));
     await channel.prefetch(consumer.prefetch);
@@ -286,7 +299,12 @@ export class Broker {
    * when it throws.
    */
   consume(baseQueue: string, handler: MessageHandler, options: ConsumeOptions): void {
-    this.addConsumer({ kind: 'queue', name: this.name(baseQueue), prefetch: options.prefetch, handler });
+    this.addConsumer({
+      kind: 'queue',
+      name: this.name(baseQueue),
+      prefetch: options.prefetch,
+      handler,
+    });
   }
 
   /** Serves RPC requests on a queue; the handler's result is sent to the caller's reply-to. */
@@ -300,7 +318,10 @@ export class Broker {
         const reply = await handler(message.content, message);
         const { replyTo, correlationId } = message.properties;
         if (replyTo) {
-          channel.sendToQueue(replyTo, reply, { correlationId, contentType: 'application/octet-stream' });
+          channel.sendToQueue(replyTo, reply, {
+            correlationId,
+            contentType: 'application/octet-stream',
+          });
         }
       },
     });
@@ -331,7 +352,9 @@ export class Broker {
     }
     await new Promise<void>((resolve, reject) => {
       publisher.sendToQueue(queue, content, { persistent: true, ...options }, (error) =>
-        error ? reject(new BrokerUnavailableError(`RabbitMQ did not confirm the publish to ${queue}`)) : resolve(),
+        error
+          ? reject(new BrokerUnavailableError(`RabbitMQ did not confirm the publish to ${queue}`))
+          : resolve(),
       );
     });
   }
@@ -345,7 +368,9 @@ export class Broker {
     const exchange = this.name(baseExchange);
     await new Promise<void>((resolve, reject) => {
       publisher.publish(exchange, '', content, { persistent: false }, (error) =>
-        error ? reject(new BrokerUnavailableError(`RabbitMQ did not confirm the event on ${exchange}`)) : resolve(),
+        error
+          ? reject(new BrokerUnavailableError(`RabbitMQ did not confirm the event on ${exchange}`))
+          : resolve(),
       );
     });
   }
@@ -379,7 +404,9 @@ export class Broker {
       } catch (error) {
         clearTimeout(timer);
         this.pendingCalls.delete(correlationId);
-        reject(new BrokerUnavailableError(`publishing to ${queue} failed: ${(error as Error).message}`));
+        reject(
+          new BrokerUnavailableError(`publishing to ${queue} failed: ${(error as Error).message}`),
+        );
       }
     });
   }

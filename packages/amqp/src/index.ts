@@ -1,3 +1,4 @@
+export type { ConsumeMessage } from 'amqplib';
 export {
   Broker,
   type BrokerOptions,

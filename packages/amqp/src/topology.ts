@@ -1,5 +1,5 @@
-import type { Options } from 'amqplib';
 import { prefixed, QUEUE } from '@secondary-mx/contracts';
+import type { Options } from 'amqplib';
 
 /**
  * Declaration options of each queue; publishers and consumers must declare a queue alike.

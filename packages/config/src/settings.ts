@@ -76,7 +76,8 @@ function duration(minMs: number, maxMs: number): Parser<number> {
   };
 }
 
-const HOSTNAME_PATTERN = /^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/i;
+const HOSTNAME_PATTERN =
+  /^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/i;
 
 function hostnameValue(raw: string): string | Error {
   const name = raw.trim().replace(/\.$/, '').toLowerCase();
@@ -154,13 +155,23 @@ export const SETTINGS = {
     'PostgreSQL URL; the database is created when missing',
   ),
   REDIS_URL: setting('redis://127.0.0.1:6379/0', url('redis:', 'rediss:'), 'Redis URL'),
-  MX_HOSTNAME: setting(() => hostname(), hostnameValue, 'our name in the banner, Received: and DSNs'),
+  MX_HOSTNAME: setting(
+    () => hostname(),
+    hostnameValue,
+    'our name in the banner, Received: and DSNs',
+  ),
   MX_SELF_NAMES: setting(
     undefined,
     hostnameList,
     'comma-separated names under which we appear in MX records (default: MX_HOSTNAME)',
   ),
   MX_SMTP_LISTEN: setting('0.0.0.0:2525', listen, 'SMTP listener, host:port'),
+  MX_TLS_CERT_FILE: setting(
+    '',
+    optionalText,
+    'PEM certificate chain for STARTTLS (default: a self-signed certificate)',
+  ),
+  MX_TLS_KEY_FILE: setting('', optionalText, 'PEM private key of MX_TLS_CERT_FILE'),
   MX_ADMIN_LISTEN: setting('127.0.0.1:8025', listen, 'admin API listener, host:port'),
   MX_ADMIN_TOKEN: setting(
     undefined,
@@ -181,7 +192,11 @@ export const SETTINGS = {
     duration(SECOND, DAY),
     'how long a delivery worker may hold a recipient before it is scheduled again',
   ),
-  MX_SCHEDULER_INTERVAL: setting('1s', duration(50, 60 * SECOND), 'how often due recipients are looked for'),
+  MX_SCHEDULER_INTERVAL: setting(
+    '1s',
+    duration(50, 60 * SECOND),
+    'how often due recipients are looked for',
+  ),
   MX_SCHEDULER_BATCH: setting('500', integer(1, 100_000), 'recipients leased per scheduler pass'),
   MX_SPOOL_TIMEOUT: setting(
     '30s',
@@ -194,8 +209,16 @@ export const SETTINGS = {
     'how long ingress waits for a greylist verdict',
   ),
   MX_GREYLIST_DELAY: setting('300s', duration(0, DAY), 'minimum wait before a retry passes'),
-  MX_GREYLIST_RETRY_WINDOW: setting('2d', duration(SECOND, 30 * DAY), 'how long a first attempt is remembered'),
-  MX_GREYLIST_MAX_AGE: setting('35d', duration(SECOND, 365 * DAY), 'how long a passed triplet stays whitelisted'),
+  MX_GREYLIST_RETRY_WINDOW: setting(
+    '2d',
+    duration(SECOND, 30 * DAY),
+    'how long a first attempt is remembered',
+  ),
+  MX_GREYLIST_MAX_AGE: setting(
+    '35d',
+    duration(SECOND, 365 * DAY),
+    'how long a passed triplet stays whitelisted',
+  ),
   MX_RETENTION: setting('7d', duration(SECOND, 365 * DAY), 'how long final messages stay visible'),
   MX_DOMAIN_REFRESH: setting(
     '30s',
@@ -209,7 +232,11 @@ export const SETTINGS = {
     duration(SECOND, 60 * 60 * SECOND),
     'longest time for one delivery, from connect to the reply after DATA',
   ),
-  MX_CONNECT_TIMEOUT: setting('30s', duration(100, 10 * 60 * SECOND), 'TCP connect timeout to a next hop'),
+  MX_CONNECT_TIMEOUT: setting(
+    '30s',
+    duration(100, 10 * 60 * SECOND),
+    'TCP connect timeout to a next hop',
+  ),
   MX_AMQP_PREFIX: setting(
     '',
     optionalText,
@@ -221,7 +248,11 @@ export const SETTINGS = {
     oneOf('fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'),
     'pino log level',
   ),
-  DNS_SERVERS: setting('', serverList, 'comma-separated DNS servers, host:port (default: system resolver)'),
+  DNS_SERVERS: setting(
+    '',
+    serverList,
+    'comma-separated DNS servers, host:port (default: system resolver)',
+  ),
 } as const;
 
 export type SettingName = keyof typeof SETTINGS;
@@ -265,12 +296,17 @@ export function loadSettings<N extends SettingName>(
     }
     const value = spec.parse(source);
     if (value instanceof Error) {
-      problems.push(`${name}=${name === 'MX_ADMIN_TOKEN' ? '(hidden)' : JSON.stringify(source)} ${value.message} (${spec.help})`);
+      problems.push(
+        `${name}=${name === 'MX_ADMIN_TOKEN' ? '(hidden)' : JSON.stringify(source)} ${value.message} (${spec.help})`,
+      );
       continue;
     }
     values[name] = value;
   }
-  if ((names as readonly string[]).includes('MX_SELF_NAMES') && values.MX_SELF_NAMES === undefined) {
+  if (
+    (names as readonly string[]).includes('MX_SELF_NAMES') &&
+    values.MX_SELF_NAMES === undefined
+  ) {
     const own = hostnameValue(env.MX_HOSTNAME ?? hostname());
     values.MX_SELF_NAMES = own instanceof Error ? [] : [own];
   }
@@ -286,7 +322,10 @@ export function loadSettings<N extends SettingName>(
 }
 
 /** Loads settings like loadSettings, but prints the problems and exits with status 78 (EX_CONFIG). */
-export function loadSettingsOrExit<N extends SettingName>(service: string, names: readonly N[]): Settings<N> {
+export function loadSettingsOrExit<N extends SettingName>(
+  service: string,
+  names: readonly N[],
+): Settings<N> {
   try {
     return loadSettings(names);
   } catch (error) {

@@ -135,3 +135,13 @@ export const ControlEventSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('flush'), domain: z.string() }),
 ]);
 export type ControlEvent = z.infer<typeof ControlEventSchema>;
+
+/** Parses a control event; returns undefined for anything that is not one. */
+export function parseControlEvent(content: Buffer): ControlEvent | undefined {
+  try {
+    const parsed = ControlEventSchema.safeParse(JSON.parse(content.toString('utf8')));
+    return parsed.success ? parsed.data : undefined;
+  } catch {
+    return undefined;
+  }
+}

@@ -1,5 +1,5 @@
-import pg from 'pg';
 import type { Logger } from '@secondary-mx/logger';
+import pg from 'pg';
 
 export type Pool = pg.Pool;
 export type PoolClient = pg.PoolClient;
@@ -26,7 +26,10 @@ export async function ensureDatabase(databaseUrl: string, logger: Logger): Promi
   }
   const maintenance = new URL(databaseUrl);
   maintenance.pathname = '/postgres';
-  const client = new pg.Client({ connectionString: maintenance.toString(), connectionTimeoutMillis: 5000 });
+  const client = new pg.Client({
+    connectionString: maintenance.toString(),
+    connectionTimeoutMillis: 5000,
+  });
   await client.connect();
   try {
     const found = await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [name]);

@@ -29,9 +29,10 @@ export async function insertDomain(
 }
 
 export async function getDomain(pool: Pool, name: string): Promise<DomainRow | undefined> {
-  const result = await pool.query<DomainRow>(`SELECT ${DOMAIN_COLUMNS} FROM domains WHERE name = $1`, [
-    name,
-  ]);
+  const result = await pool.query<DomainRow>(
+    `SELECT ${DOMAIN_COLUMNS} FROM domains WHERE name = $1`,
+    [name],
+  );
   return result.rows[0];
 }
 
@@ -72,7 +73,10 @@ export async function listApprovedDomainNames(pool: Pool): Promise<string[]> {
 }
 
 /** Returns the next-hop override of each named domain; domains without one are left out. */
-export async function primaryHostsByDomain(pool: Pool, names: string[]): Promise<Map<string, string[]>> {
+export async function primaryHostsByDomain(
+  pool: Pool,
+  names: string[],
+): Promise<Map<string, string[]>> {
   const result = await pool.query<{ name: string; primaryHosts: string[] }>(
     `SELECT name, primary_hosts AS "primaryHosts" FROM domains
      WHERE name = ANY($1) AND cardinality(primary_hosts) > 0`,

@@ -1,6 +1,6 @@
 import { fileURLToPath } from 'node:url';
-import { runner } from 'node-pg-migrate';
 import type { Logger } from '@secondary-mx/logger';
+import { runner } from 'node-pg-migrate';
 
 const MIGRATIONS_DIR = fileURLToPath(new URL('../migrations', import.meta.url));
 

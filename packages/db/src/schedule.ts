@@ -65,7 +65,10 @@ export async function reclaimExpiredLeases(pool: Pool): Promise<number> {
 }
 
 /** Leases due recipients, oldest first, grouped by message and domain. */
-export async function leaseDueRecipients(pool: Pool, options: LeaseOptions): Promise<LeasedGroup[]> {
+export async function leaseDueRecipients(
+  pool: Pool,
+  options: LeaseOptions,
+): Promise<LeasedGroup[]> {
   const client = await pool.connect();
   try {
     await client.query('BEGIN');
@@ -139,7 +142,12 @@ function groupDueRows(rows: DueRow[], options: LeaseOptions): LeasedGroup[] {
       };
       groups.set(key, group);
     }
-    group.recipients.push({ id: row.id, address: row.address, notify: row.notify, orcpt: row.orcpt });
+    group.recipients.push({
+      id: row.id,
+      address: row.address,
+      notify: row.notify,
+      orcpt: row.orcpt,
+    });
   }
   return [...groups.values()];
 }

@@ -4,12 +4,13 @@
  */
 import { randomBytes } from 'node:crypto';
 import { createServer } from 'node:net';
-import pg from 'pg';
 import { quoteIdentifier } from '@secondary-mx/db';
+import pg from 'pg';
 
 export const LOCAL_AMQP_URL = process.env.TEST_AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
 export const LOCAL_REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379/0';
-export const LOCAL_POSTGRES_URL = process.env.TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432';
+export const LOCAL_POSTGRES_URL =
+  process.env.TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432';
 
 export function uniqueName(label: string): string {
   return `${label}_${Date.now().toString(36)}_${randomBytes(3).toString('hex')}`;

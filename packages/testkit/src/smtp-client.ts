@@ -1,0 +1,96 @@
+/**
+ * A raw SMTP client for tests that check replies line by line: it sends exactly what it is
+ * given, so tests can send what a well-behaved client library never would.
+ */
+import { connect, type Socket } from 'node:net';
+
+export interface SmtpReply {
+  code: number;
+  /** Every line of the reply joined with '\n', codes included. */
+  text: string;
+}
+
+export class SmtpClient {
+  private buffer = '';
+  private readonly waiting: ((reply: SmtpReply) => void)[] = [];
+  private readonly replies: SmtpReply[] = [];
+
+  private constructor(private readonly socket: Socket) {
+    socket.setEncoding('latin1');
+    socket.on('data', (chunk: string) => this.onData(chunk));
+    socket.on('error', () => undefined);
+  }
+
+  /** Connects and resolves with the client and the greeting. */
+  static async connect(
+    port: number,
+    host = '127.0.0.1',
+  ): Promise<{ client: SmtpClient; greeting: SmtpReply }> {
+    const socket = connect(port, host);
+    await new Promise<void>((resolve, reject) => {
+      socket.once('connect', resolve);
+      socket.once('error', reject);
+    });
+    const client = new SmtpClient(socket);
+    return { client, greeting: await client.read() };
+  }
+
+  private onData(chunk: string): void {
+    this.buffer += chunk;
+    const lines: string[] = [];
+    for (;;) {
+      const end = this.buffer.indexOf('\r\n');
+      if (end < 0) {
+        break;
+      }
+      const line = this.buffer.slice(0, end);
+      this.buffer = this.buffer.slice(end + 2);
+      lines.push(line);
+      if (/^\d{3} /.test(line) || /^\d{3}$/.test(line)) {
+        const reply = { code: Number(line.slice(0, 3)), text: lines.splice(0).join('\n') };
+        const waiter = this.waiting.shift();
+        if (waiter) {
+          waiter(reply);
+        } else {
+          this.replies.push(reply);
+        }
+      }
+    }
+    if (lines.length > 0) {
+      this.buffer = `${lines.join('\r\n')}\r\n${this.buffer}`;
+    }
+  }
+
+  /** Resolves with the next reply, or rejects after timeoutMs. */
+  read(timeoutMs = 15_000): Promise<SmtpReply> {
+    const queued = this.replies.shift();
+    if (queued) {
+      return Promise.resolve(queued);
+    }
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(
+        () => reject(new Error(`no SMTP reply within ${timeoutMs} ms`)),
+        timeoutMs,
+      );
+      this.waiting.push((reply) => {
+        clearTimeout(timer);
+        resolve(reply);
+      });
+    });
+  }
+
+  /** Sends one command line (CRLF is added) and resolves with its reply. */
+  async command(line: string): Promise<SmtpReply> {
+    this.socket.write(`${line}\r\n`, 'latin1');
+    return this.read();
+  }
+
+  /** Sends raw bytes as they are, for DATA content; read() gets the reply. */
+  write(bytes: Buffer | string): void {
+    this.socket.write(bytes);
+  }
+
+  close(): void {
+    this.socket.end();
+  }
+}

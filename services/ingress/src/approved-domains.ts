@@ -1,0 +1,80 @@
+/**
+ * The set of approved member domains that ingress relays for. Loaded from queue-store over
+ * domains.list at start, again on every `domains.changed` control event and every
+ * MX_DOMAIN_REFRESH as a fallback for a missed event.
+ */
+import type { Broker } from '@secondary-mx/amqp';
+import { DomainsListReplySchema, QUEUE } from '@secondary-mx/contracts';
+import type { Logger } from '@secondary-mx/logger';
+
+const RELOAD_TIMEOUT_MS = 5000;
+const RETRY_MS = 1000;
+
+export class ApprovedDomains {
+  private domains: Set<string> | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private reloading: Promise<void> | undefined;
+  private stopped = false;
+
+  constructor(
+    private readonly broker: Broker,
+    private readonly logger: Logger,
+    private readonly refreshMs: number,
+  ) {}
+
+  /** True once the list has been loaded at least once. */
+  get loaded(): boolean {
+    return this.domains !== undefined;
+  }
+
+  get size(): number {
+    return this.domains?.size ?? 0;
+  }
+
+  /** Returns whether the lower-case A-label domain is approved; false until loaded. */
+  has(domain: string): boolean {
+    return this.domains?.has(domain) ?? false;
+  }
+
+  start(): void {
+    void this.reload();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    clearTimeout(this.timer);
+  }
+
+  /** Reloads now; concurrent calls share one request. */
+  reload(): Promise<void> {
+    this.reloading ??= this.fetch().finally(() => {
+      this.reloading = undefined;
+    });
+    return this.reloading;
+  }
+
+  private async fetch(): Promise<void> {
+    let nextInMs = this.refreshMs;
+    try {
+      await this.broker.whenConnected();
+      const content = await this.broker.call(
+        QUEUE.domainsList,
+        Buffer.from('{}'),
+        RELOAD_TIMEOUT_MS,
+      );
+      const reply = DomainsListReplySchema.parse(JSON.parse(content.toString('utf8')));
+      const first = this.domains === undefined;
+      this.domains = new Set(reply.approved);
+      if (first) {
+        this.logger.info({ domains: this.domains.size }, 'approved domains loaded');
+      }
+    } catch (error) {
+      this.logger.warn({ err: error }, 'loading the approved domains failed');
+      nextInMs = this.domains === undefined ? RETRY_MS : Math.min(this.refreshMs, 5 * RETRY_MS);
+    }
+    if (!this.stopped) {
+      clearTimeout(this.timer);
+      this.timer = setTimeout(() => void this.reload(), nextInMs);
+    }
+  }
+}

@@ -1,0 +1,94 @@
+/**
+ * ingress: the SMTP listener. Relays for approved member domains only, asks the greylist
+ * service about each recipient and hands each message to queue-store.
+ */
+import { readFileSync } from 'node:fs';
+import { Broker } from '@secondary-mx/amqp';
+import { EXCHANGE, parseControlEvent } from '@secondary-mx/contracts';
+import type { Logger } from '@secondary-mx/logger';
+import { SMTPServer, type SMTPServerOptions } from 'smtp-server';
+import { ApprovedDomains } from './approved-domains.ts';
+import { installEnhancedCodeShim } from './enhanced-codes.ts';
+import { createReverseResolver } from './reverse-resolver.ts';
+import type { IngressSettings } from './settings.ts';
+import { type HandlerContext, onData, onMailFrom, onRcptTo } from './smtp-handlers.ts';
+
+/** How long SMTP sessions in progress may go on after a stop signal. */
+const CLOSE_TIMEOUT_MS = 20_000;
+
+function tlsOptions(settings: IngressSettings): Pick<SMTPServerOptions, 'key' | 'cert'> {
+  if (settings.MX_TLS_CERT_FILE === '' || settings.MX_TLS_KEY_FILE === '') {
+    return {};
+  }
+  return {
+    cert: readFileSync(settings.MX_TLS_CERT_FILE),
+    key: readFileSync(settings.MX_TLS_KEY_FILE),
+  };
+}
+
+export async function startIngress(settings: IngressSettings, logger: Logger) {
+  installEnhancedCodeShim();
+  const broker = new Broker({
+    url: settings.AMQP_URL,
+    prefix: settings.MX_AMQP_PREFIX,
+    logger,
+    connectionName: 'ingress',
+  });
+  const domains = new ApprovedDomains(broker, logger, settings.MX_DOMAIN_REFRESH);
+  broker.subscribe(EXCHANGE.control, (content) => {
+    if (parseControlEvent(content)?.type === 'domains.changed') {
+      void domains.reload();
+    }
+  });
+  const context: HandlerContext = { settings, broker, domains, logger };
+
+  const server = new SMTPServer({
+    name: settings.MX_HOSTNAME,
+    banner: 'ESMTP secondary-mx',
+    size: settings.MX_MAX_MESSAGE_SIZE,
+    hideENHANCEDSTATUSCODES: false,
+    hideDSN: false,
+    hideREQUIRETLS: true,
+    disabledCommands: ['AUTH'],
+    authOptional: true,
+    resolver: createReverseResolver(settings.DNS_SERVERS),
+    closeTimeout: CLOSE_TIMEOUT_MS,
+    ...tlsOptions(settings),
+    logger: false,
+    onConnect(session, callback) {
+      logger.info(
+        { session: session.id, client: session.remoteAddress, name: session.clientHostname },
+        'connect',
+      );
+      callback();
+    },
+    onMailFrom: onMailFrom(context),
+    onRcptTo: onRcptTo(context),
+    onData: onData(context),
+    onClose(session) {
+      logger.info({ session: session.id, client: session.remoteAddress }, 'disconnect');
+    },
+  });
+  server.on('error', (error) => logger.error({ err: error }, 'SMTP server error'));
+
+  void broker.start();
+  domains.start();
+  const { host, port } = settings.MX_SMTP_LISTEN;
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  logger.info({ host, port }, 'ingress listening');
+
+  return {
+    server,
+    async stop() {
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      domains.stop();
+      await broker.stop();
+    },
+  };
+}

@@ -1,0 +1,259 @@
+/**
+ * The SMTP transaction as ingress runs it: check the sender, check each recipient (member
+ * domain, then greylist), read DATA within the size limit, prepend Received:, and answer 250
+ * only after queue-store reports the message committed. Every other outcome of DATA is a 4xx
+ * or 5xx, so nothing is ever acknowledged without being stored.
+ */
+import type { Readable } from 'node:stream';
+import { AddressError, normalizeDomain, parseMailbox } from '@secondary-mx/address';
+import type { Broker } from '@secondary-mx/amqp';
+import { type EnvelopeRecipient, newQueueId } from '@secondary-mx/contracts';
+import type { Logger } from '@secondary-mx/logger';
+import type { SMTPServerAddress, SMTPServerDataStream, SMTPServerSession } from 'smtp-server';
+import type { ApprovedDomains } from './approved-domains.ts';
+import { smtpError } from './enhanced-codes.ts';
+import { checkGreylist } from './greylist-client.ts';
+import { buildReceivedHeader, transmissionProtocol } from './received.ts';
+import type { IngressSettings } from './settings.ts';
+import { storeMessage } from './spool-client.ts';
+
+type Callback = (error?: Error | null) => void;
+type DataCallback = (error?: Error | null, message?: string) => void;
+
+export interface HandlerContext {
+  settings: IngressSettings;
+  broker: Broker;
+  domains: ApprovedDomains;
+  logger: Logger;
+}
+
+const NOTIFY_VALUES = new Set(['NEVER', 'SUCCESS', 'FAILURE', 'DELAY']);
+
+function sessionLog(context: HandlerContext, session: SMTPServerSession): Logger {
+  return context.logger.child({ session: session.id, client: session.remoteAddress });
+}
+
+/** Checks MAIL FROM: the null sender or a mailbox with a valid domain. */
+export function onMailFrom(context: HandlerContext) {
+  return (address: SMTPServerAddress, session: SMTPServerSession, callback: Callback): void => {
+    const log = sessionLog(context, session);
+    const sender = address.address;
+    if (sender !== '') {
+      const at = sender.lastIndexOf('@');
+      const domain = at > 0 ? sender.slice(at + 1) : '';
+      if (at <= 0 || (!normalizeDomain(domain) && !/^\[[0-9a-f.:IPv6]+\]$/i.test(domain))) {
+        log.info({ sender, reply: 553 }, 'sender rejected: invalid address');
+        callback(smtpError(553, '5.1.7', `<${sender}>: sender address syntax is invalid`));
+        return;
+      }
+    }
+    log.info({ sender, size: address.args ? address.args.SIZE : undefined }, 'MAIL FROM accepted');
+    callback();
+  };
+}
+
+/** Checks one RCPT TO: syntax, member domain, recipient limit, then the greylist verdict. */
+export function onRcptTo(context: HandlerContext) {
+  return (address: SMTPServerAddress, session: SMTPServerSession, callback: Callback): void => {
+    void checkRecipient(context, address, session).then(
+      () => callback(),
+      (error: Error) => callback(error),
+    );
+  };
+}
+
+async function checkRecipient(
+  context: HandlerContext,
+  address: SMTPServerAddress,
+  session: SMTPServerSession,
+): Promise<void> {
+  const { settings, domains, broker } = context;
+  const log = sessionLog(context, session);
+  const recipient = address.address;
+
+  let domain: string;
+  try {
+    domain = parseMailbox(recipient).domain;
+  } catch (error) {
+    const problem = error instanceof AddressError ? error.problem : 'invalid';
+    log.info({ recipient, problem, reply: 550 }, 'recipient rejected');
+    if (
+      problem === 'routing-characters' ||
+      problem === 'source-route' ||
+      problem === 'address-literal'
+    ) {
+      throw smtpError(550, '5.7.1', `<${recipient}>: relaying denied`);
+    }
+    throw smtpError(501, '5.1.3', `<${recipient}>: ${(error as Error).message}`);
+  }
+
+  if (!domains.loaded) {
+    log.warn({ recipient, reply: 451 }, 'recipient deferred: approved domains not loaded yet');
+    throw smtpError(451, '4.3.0', `<${recipient}>: service starting, try again later`);
+  }
+  if (!domains.has(domain)) {
+    log.info({ recipient, domain, reply: 550 }, 'recipient rejected: relaying denied');
+    throw smtpError(550, '5.7.1', `<${recipient}>: relaying denied`);
+  }
+  if (session.envelope.rcptTo.length >= settings.MX_MAX_RECIPIENTS) {
+    log.info({ recipient, reply: 452 }, 'recipient deferred: too many recipients');
+    throw smtpError(452, '4.5.3', 'too many recipients, send the rest in another transaction');
+  }
+
+  const mailFrom = session.envelope.mailFrom;
+  const verdict = await checkGreylist(
+    broker,
+    {
+      session: session.id,
+      clientAddress: session.remoteAddress,
+      ...(session.clientHostname && !session.clientHostname.startsWith('[')
+        ? { clientName: session.clientHostname }
+        : {}),
+      sender: mailFrom ? mailFrom.address : '',
+      recipient,
+    },
+    settings.MX_GREYLIST_TIMEOUT,
+  );
+  if (verdict.action === 'defer') {
+    log.info(
+      { recipient, reason: verdict.reason, retryAfter: verdict.retryAfter, reply: 451 },
+      'greylisted',
+    );
+    throw smtpError(
+      451,
+      '4.7.1',
+      `<${recipient}>: greylisted, try again in ${verdict.retryAfter ?? 300} seconds`,
+    );
+  }
+  if (verdict.action === 'unavailable') {
+    // NOTE: fails open, as most greylisting setups do: an outage must not stop real mail.
+    log.warn({ recipient, err: verdict.error }, 'greylist verdict unavailable, recipient accepted');
+  }
+  log.info(
+    { recipient, greylist: verdict.action === 'pass' ? verdict.reason : 'unavailable' },
+    'RCPT TO accepted',
+  );
+}
+
+function envelopeRecipient(address: SMTPServerAddress): EnvelopeRecipient {
+  const notify = address.dsn?.notify?.filter((value) => NOTIFY_VALUES.has(value)) as
+    | EnvelopeRecipient['notify']
+    | undefined;
+  return {
+    address: address.address,
+    ...(notify && notify.length > 0 ? { notify } : {}),
+    ...(address.dsn?.orcpt ? { orcpt: address.dsn.orcpt } : {}),
+  };
+}
+
+/** Reads the message, then stores it; answers 250 with the queue id only after the commit. */
+export function onData(context: HandlerContext) {
+  return (
+    stream: SMTPServerDataStream,
+    session: SMTPServerSession,
+    callback: DataCallback,
+  ): void => {
+    void receiveMessage(context, stream, session).then(
+      (message) => callback(null, message),
+      (error: Error) => callback(error),
+    );
+  };
+}
+
+/** Collects the stream up to limit bytes; returns undefined when the message is larger. */
+async function readLimited(stream: Readable, limit: number): Promise<Buffer[] | undefined> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  let oversized = false;
+  for await (const chunk of stream) {
+    size += (chunk as Buffer).length;
+    if (size > limit) {
+      // Keep reading so the client gets its reply after the final dot, but store nothing.
+      oversized = true;
+      chunks.length = 0;
+      continue;
+    }
+    if (!oversized) {
+      chunks.push(chunk as Buffer);
+    }
+  }
+  return oversized ? undefined : chunks;
+}
+
+async function receiveMessage(
+  context: HandlerContext,
+  stream: SMTPServerDataStream,
+  session: SMTPServerSession,
+): Promise<string> {
+  const { settings, broker } = context;
+  const log = sessionLog(context, session);
+  const chunks = await readLimited(stream, settings.MX_MAX_MESSAGE_SIZE);
+  if (!chunks || stream.sizeExceeded) {
+    log.info({ limit: settings.MX_MAX_MESSAGE_SIZE, reply: 552 }, 'message rejected: too large');
+    throw smtpError(
+      552,
+      '5.3.4',
+      `message exceeds the fixed maximum message size of ${settings.MX_MAX_MESSAGE_SIZE} bytes`,
+    );
+  }
+
+  const queueId = newQueueId();
+  const receivedAt = new Date();
+  const envelope = session.envelope;
+  const recipients = envelope.rcptTo.map(envelopeRecipient);
+  const smtpUtf8 = envelope.smtpUtf8 === true;
+  const tls = session.secure && session.tlsOptions ? session.tlsOptions : undefined;
+  const received = buildReceivedHeader({
+    heloName: session.hostNameAppearsAs,
+    clientHostname: session.clientHostname,
+    clientAddress: session.remoteAddress,
+    hostname: settings.MX_HOSTNAME,
+    protocol: transmissionProtocol(session.secure, smtpUtf8),
+    tls: tls ? { protocol: tls.version ?? tls.standardName ?? 'TLS', cipher: tls.name } : undefined,
+    queueId,
+    recipients: recipients.map((recipient) => recipient.address),
+    date: receivedAt,
+  });
+  const message = Buffer.concat([received, ...chunks]);
+
+  const ret = envelope.dsn?.ret?.toUpperCase();
+  try {
+    const reply = await storeMessage(
+      broker,
+      {
+        queueId,
+        session: session.id,
+        sender: envelope.mailFrom ? envelope.mailFrom.address : '',
+        recipients,
+        ...(ret === 'FULL' || ret === 'HDRS' ? { ret } : {}),
+        ...(envelope.dsn?.envid ? { envid: envelope.dsn.envid } : {}),
+        bodyType: envelope.bodyType?.toLowerCase() === '8bitmime' ? '8BITMIME' : '7BIT',
+        smtpUtf8,
+        clientAddress: session.remoteAddress,
+        ...(session.clientHostname ? { clientName: session.clientHostname } : {}),
+        ...(session.hostNameAppearsAs ? { heloName: session.hostNameAppearsAs } : {}),
+        receivedAt: receivedAt.toISOString(),
+      },
+      message,
+      settings.MX_SPOOL_TIMEOUT,
+    );
+    if (!reply.ok) {
+      log.error(
+        { queueId, error: reply.error, reply: 451 },
+        'message not stored: queue-store refused it',
+      );
+      throw smtpError(451, '4.3.0', 'local error in processing, try again later');
+    }
+  } catch (error) {
+    if ((error as { responseCode?: number }).responseCode) {
+      throw error;
+    }
+    log.error({ queueId, err: error, reply: 451 }, 'message not stored');
+    throw smtpError(451, '4.3.0', 'local error in processing, try again later');
+  }
+  log.info(
+    { queueId, size: message.length, recipients: recipients.length, reply: 250 },
+    'message queued',
+  );
+  return `2.0.0 Ok: queued as ${queueId}`;
+}

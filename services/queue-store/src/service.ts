@@ -1,0 +1,91 @@
+/**
+ * queue-store: owns the spool in PostgreSQL. Runs migrations at start, stores received
+ * messages, schedules due recipients to delivery workers and records their results.
+ */
+import { Broker } from '@secondary-mx/amqp';
+import { EXCHANGE, parseControlEvent, QUEUE } from '@secondary-mx/contracts';
+import { createPool, ensureDatabase, migrate } from '@secondary-mx/db';
+import type { Logger } from '@secondary-mx/logger';
+import { createDomainsListHandler } from './domains-list.ts';
+import { createResultsHandler } from './results.ts';
+import { Scheduler } from './scheduler.ts';
+import type { QueueStoreSettings } from './settings.ts';
+import { createSpoolStoreHandler } from './spool-store.ts';
+
+const DATABASE_RETRY_MS = 2000;
+
+/** Creates the database and applies migrations, retrying while PostgreSQL is unreachable. */
+async function prepareDatabase(settings: QueueStoreSettings, logger: Logger): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await ensureDatabase(settings.DATABASE_URL, logger);
+      await migrate(settings.DATABASE_URL, logger);
+      return;
+    } catch (error) {
+      logger.warn(
+        { err: error, attempt, retryInMs: DATABASE_RETRY_MS },
+        'database not ready, retrying',
+      );
+      await new Promise((resolve) => setTimeout(resolve, DATABASE_RETRY_MS));
+    }
+  }
+}
+
+export async function startQueueStore(settings: QueueStoreSettings, logger: Logger) {
+  await prepareDatabase(settings, logger);
+  const pool = createPool(settings.DATABASE_URL, logger, 20);
+  const broker = new Broker({
+    url: settings.AMQP_URL,
+    prefix: settings.MX_AMQP_PREFIX,
+    logger,
+    connectionName: 'queue-store',
+  });
+  const scheduler = new Scheduler({
+    pool,
+    broker,
+    logger,
+    intervalMs: settings.MX_SCHEDULER_INTERVAL,
+    batch: settings.MX_SCHEDULER_BATCH,
+    leaseMs: settings.MX_LEASE_TIME,
+  });
+
+  broker.serve(
+    QUEUE.spoolStore,
+    createSpoolStoreHandler({
+      pool,
+      logger,
+      queueLifetimeMs: settings.MX_QUEUE_LIFETIME,
+      onStored: () => scheduler.kick(),
+    }),
+    { prefetch: 64 },
+  );
+  broker.serve(QUEUE.domainsList, createDomainsListHandler(pool), { prefetch: 8 });
+  broker.consume(
+    QUEUE.deliveryResults,
+    createResultsHandler({
+      pool,
+      logger,
+      backoff: { minMs: settings.MX_RETRY_MIN, maxMs: settings.MX_RETRY_MAX },
+    }),
+    { prefetch: 64 },
+  );
+  broker.subscribe(EXCHANGE.control, (content) => {
+    const event = parseControlEvent(content);
+    if (event?.type === 'flush') {
+      logger.info({ domain: event.domain }, 'flush requested');
+      scheduler.kick();
+    }
+  });
+
+  await broker.start();
+  scheduler.start();
+  logger.info('queue-store started');
+
+  return {
+    async stop() {
+      await scheduler.stop();
+      await broker.stop();
+      await pool.end();
+    },
+  };
+}
