@@ -102,6 +102,13 @@ function hostnameList(raw: string): string[] | Error {
 /** Parses `host:port`, `[v6]:port` or `:port`. */
 export function parseHostPort(raw: string, defaultPort?: number): ListenAddress | Error {
   const trimmed = raw.trim();
+  if (/^[0-9a-f]*:[0-9a-f]*:[0-9a-f:.]*$/i.test(trimmed)) {
+    // A bare IPv6 address has no port; with a port it must be written [v6]:port.
+    if (defaultPort === undefined) {
+      return new Error('must include a port: write an IPv6 address as [address]:port');
+    }
+    return { host: trimmed, port: defaultPort };
+  }
   const match = /^(?:\[([0-9a-f:.]+)\]|([^:[\]]*))(?::(\d{1,5}))?$/i.exec(trimmed);
   if (!match) {
     return new Error('must be host:port, [IPv6]:port or :port');

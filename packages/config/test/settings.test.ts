@@ -1,0 +1,76 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { ConfigError, loadSettings, parseDuration } from '../src/index.ts';
+
+test('durations take s, m, h, d and w suffixes', () => {
+  assert.equal(parseDuration('300s'), 300_000);
+  assert.equal(parseDuration('5m'), 300_000);
+  assert.equal(parseDuration('2d'), 172_800_000);
+  assert.equal(parseDuration('1w'), 604_800_000);
+  assert.equal(parseDuration('1h30m'), 5_400_000);
+  assert.equal(parseDuration('250ms'), 250);
+  assert.equal(parseDuration('90'), 90_000);
+  assert.equal(parseDuration('5 minutes'), undefined);
+  assert.equal(parseDuration(''), undefined);
+  assert.equal(parseDuration('-5s'), undefined);
+});
+
+test('defaults apply when variables are unset', () => {
+  const settings = loadSettings(['MX_SMTP_LISTEN', 'MX_QUEUE_LIFETIME', 'MX_RETRY_MIN', 'AMQP_URL'], {});
+  assert.deepEqual(settings.MX_SMTP_LISTEN, { host: '0.0.0.0', port: 2525 });
+  assert.equal(settings.MX_QUEUE_LIFETIME, 35 * 86_400_000);
+  assert.equal(settings.MX_RETRY_MIN, 60_000);
+  assert.equal(settings.AMQP_URL, 'amqp://guest:guest@127.0.0.1:5672');
+  assert.ok(Object.isFrozen(settings));
+});
+
+test('every invalid or missing value is reported by name at once', () => {
+  assert.throws(
+    () =>
+      loadSettings(['MX_ADMIN_TOKEN', 'MX_RETRY_MIN', 'MX_SMTP_LISTEN', 'DATABASE_URL'], {
+        MX_RETRY_MIN: 'soon',
+        MX_SMTP_LISTEN: 'localhost:99999',
+        DATABASE_URL: 'mysql://x',
+      }),
+    (error: unknown) => {
+      assert.ok(error instanceof ConfigError);
+      assert.equal(error.problems.length, 4);
+      assert.match(error.message, /MX_ADMIN_TOKEN is missing/);
+      assert.match(error.message, /MX_RETRY_MIN="soon" must be a duration/);
+      assert.match(error.message, /MX_SMTP_LISTEN="localhost:99999" port must be between 1 and 65535/);
+      assert.match(error.message, /DATABASE_URL="mysql:\/\/x" must be a URL starting with postgres:/);
+      return true;
+    },
+  );
+});
+
+test('the admin token is never echoed in an error', () => {
+  assert.throws(
+    () => loadSettings(['MX_ADMIN_TOKEN'], { MX_ADMIN_TOKEN: 'short-secret' }),
+    (error: unknown) => {
+      assert.ok(error instanceof ConfigError);
+      assert.doesNotMatch(error.message, /short-secret/);
+      assert.match(error.message, /MX_ADMIN_TOKEN=\(hidden\) must be at least 16 characters/);
+      return true;
+    },
+  );
+});
+
+test('retry bounds must be ordered', () => {
+  assert.throws(
+    () => loadSettings(['MX_RETRY_MIN', 'MX_RETRY_MAX'], { MX_RETRY_MIN: '2h', MX_RETRY_MAX: '1h' }),
+    /MX_RETRY_MIN must not be larger than MX_RETRY_MAX/,
+  );
+});
+
+test('self names default to the host name and are lower-cased', () => {
+  const fromHost = loadSettings(['MX_SELF_NAMES'], { MX_HOSTNAME: 'MX2.Example.NET' });
+  assert.deepEqual(fromHost.MX_SELF_NAMES, ['mx2.example.net']);
+  const listed = loadSettings(['MX_SELF_NAMES'], { MX_SELF_NAMES: 'mx2.example.net., backup.example.org' });
+  assert.deepEqual(listed.MX_SELF_NAMES, ['mx2.example.net', 'backup.example.org']);
+});
+
+test('DNS servers take host:port with port 53 by default', () => {
+  const settings = loadSettings(['DNS_SERVERS'], { DNS_SERVERS: '127.0.0.1:5353, ::1' });
+  assert.deepEqual(settings.DNS_SERVERS, ['127.0.0.1:5353', '[::1]:53']);
+});

@@ -1,0 +1,17 @@
+import { loadSettingsOrExit } from '@secondary-mx/config';
+import { handleShutdown } from '@secondary-mx/lifecycle';
+import { createLogger } from '@secondary-mx/logger';
+import { createGreylistService } from './service.ts';
+import { findSettingsProblem, SETTING_NAMES } from './settings.ts';
+
+const settings = loadSettingsOrExit('greylist', SETTING_NAMES);
+const problem = findSettingsProblem(settings);
+if (problem !== undefined) {
+  process.stderr.write(`greylist: invalid settings:\n  ${problem}\n`);
+  process.exit(78);
+}
+
+const logger = createLogger('greylist', settings.MX_LOG_LEVEL);
+const service = createGreylistService(settings, logger);
+handleShutdown({ logger, stop: () => service.stop() });
+await service.start();
