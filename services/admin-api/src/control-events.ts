@@ -1,0 +1,39 @@
+/**
+ * Publishing of control events (domain changes, flush requests) on the control exchange. The
+ * events only speed things up: ingress also reloads its domains periodically and queue-store's
+ * scheduler finds due recipients by itself, so a failed publish is logged and not retried.
+ */
+import type { Broker } from '@secondary-mx/amqp';
+import { type ControlEvent, ControlEventSchema, EXCHANGE } from '@secondary-mx/contracts';
+import type { FastifyBaseLogger } from 'fastify';
+
+/** Maximum wait for the broker's confirm, so a stalled connection cannot hold up a reply. */
+const PUBLISH_TIMEOUT_MS = 5000;
+
+/** Publishes one event as JSON. Resolves to whether RabbitMQ confirmed it. */
+export async function publishControlEvent(
+  broker: Broker,
+  logger: FastifyBaseLogger,
+  event: ControlEvent,
+): Promise<boolean> {
+  const content = Buffer.from(JSON.stringify(ControlEventSchema.parse(event)), 'utf8');
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new Error(`no confirm from RabbitMQ within ${PUBLISH_TIMEOUT_MS} ms`)),
+      PUBLISH_TIMEOUT_MS,
+    );
+  });
+  try {
+    await Promise.race([broker.publishEvent(EXCHANGE.control, content), timeout]);
+    return true;
+  } catch (error) {
+    logger.warn(
+      { err: error, event: event.type, domain: event.domain },
+      'publishing the control event failed, so other services pick up the change on their next poll',
+    );
+    return false;
+  } finally {
+    clearTimeout(timer);
+  }
+}

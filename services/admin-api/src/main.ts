@@ -1,0 +1,53 @@
+/**
+ * admin-api: the HTTP API of the administrators. It reads and writes the domains and the spool
+ * in PostgreSQL and sends control events on RabbitMQ. It never migrates the database
+ * (queue-store does) and keeps serving, with 503 replies, while either backend is down.
+ */
+import { Broker } from '@secondary-mx/amqp';
+import { loadSettingsOrExit } from '@secondary-mx/config';
+import { createPool } from '@secondary-mx/db';
+import { handleShutdown } from '@secondary-mx/lifecycle';
+import { createLogger } from '@secondary-mx/logger';
+import { buildApp } from './app.ts';
+
+const SERVICE = 'admin-api';
+
+const settings = loadSettingsOrExit(SERVICE, [
+  'DATABASE_URL',
+  'AMQP_URL',
+  'MX_AMQP_PREFIX',
+  'MX_ADMIN_LISTEN',
+  'MX_ADMIN_TOKEN',
+  'MX_HOSTNAME',
+  'MX_LOG_LEVEL',
+]);
+const logger = createLogger(SERVICE, settings.MX_LOG_LEVEL);
+
+const pool = createPool(settings.DATABASE_URL, logger);
+const broker = new Broker({
+  url: settings.AMQP_URL,
+  prefix: settings.MX_AMQP_PREFIX,
+  logger,
+  connectionName: `${SERVICE}@${settings.MX_HOSTNAME}`,
+});
+// Not awaited: the API serves while RabbitMQ is down, and the broker keeps reconnecting.
+void broker.start();
+
+const app = await buildApp({ pool, broker, token: settings.MX_ADMIN_TOKEN, logger });
+
+handleShutdown({
+  logger,
+  stop: async () => {
+    await app.close();
+    await broker.stop();
+    await pool.end();
+  },
+});
+
+const { host, port } = settings.MX_ADMIN_LISTEN;
+try {
+  await app.listen({ host, port });
+} catch (error) {
+  logger.fatal({ err: error, host, port }, 'admin API could not listen');
+  process.exit(1);
+}

@@ -1,0 +1,216 @@
+/** Member domains: requests, approval, the next-hop override, listing. */
+
+import { normalizeDomain } from '@secondary-mx/address';
+import type { Broker } from '@secondary-mx/amqp';
+import { DOMAIN_STATES, type DomainState } from '@secondary-mx/contracts';
+import {
+  approveDomain,
+  getDomain,
+  insertDomain,
+  listDomains,
+  type Pool,
+  setPrimaryHosts,
+} from '@secondary-mx/db';
+import type { FastifyInstance } from 'fastify';
+import { publishControlEvent } from '../control-events.ts';
+import { errorBody, invalidDomainBody, unknownDomainBody } from '../errors.ts';
+import { normalizePrimaryHosts, PrimaryHostError } from '../primary-hosts.ts';
+import {
+  DomainParamsSchema,
+  DomainSchema,
+  errorResponses,
+  MAX_PRIMARY_HOSTS,
+  MEMBER_NUMBER_PATTERN,
+} from '../schemas.ts';
+import { toDomainResponse } from '../views.ts';
+
+interface DomainParams {
+  domain: string;
+}
+
+interface DomainRequestBody {
+  domain: string;
+  memberNumber: string;
+}
+
+interface PrimaryHostsBody {
+  primaryHosts: string[];
+}
+
+interface ListQuery {
+  state?: DomainState;
+}
+
+const TAGS = ['domains'];
+
+export function domainRoutes(app: FastifyInstance, deps: { pool: Pool; broker: Broker }): void {
+  const { pool, broker } = deps;
+
+  app.post<{ Body: DomainRequestBody }>(
+    '/domains',
+    {
+      schema: {
+        summary: 'File a request for a domain, which starts in state pending',
+        tags: TAGS,
+        body: {
+          type: 'object',
+          required: ['domain', 'memberNumber'],
+          properties: {
+            domain: { type: 'string', minLength: 1, maxLength: 253, description: 'IDN allowed' },
+            memberNumber: {
+              type: 'string',
+              pattern: MEMBER_NUMBER_PATTERN,
+              description: "1-64 letters, digits, '-', '/' or '.'. Surrounding spaces are trimmed.",
+            },
+          },
+        },
+        response: { 201: DomainSchema, ...errorResponses(400, 401, 409, 503) },
+      },
+    },
+    async (request, reply) => {
+      const domain = normalizeDomain(request.body.domain);
+      if (!domain) {
+        return reply.code(400).send(invalidDomainBody(request.body.domain));
+      }
+
+      const memberNumber = request.body.memberNumber.trim();
+      const row = await insertDomain(pool, domain, memberNumber);
+      if (!row) {
+        return reply.code(409).send(errorBody(409, `domain ${domain} is already registered`));
+      }
+
+      request.log.info({ domain, memberNumber }, 'domain requested');
+      return reply
+        .code(201)
+        .header('Location', `/api/domains/${domain}`)
+        .send(toDomainResponse(row));
+    },
+  );
+
+  app.post<{ Params: DomainParams }>(
+    '/domains/:domain/approve',
+    {
+      schema: {
+        summary: 'Approve a domain: it is relayed from now on',
+        tags: TAGS,
+        params: DomainParamsSchema,
+        response: { 200: DomainSchema, ...errorResponses(400, 401, 404, 503) },
+      },
+    },
+    async (request, reply) => {
+      const domain = normalizeDomain(request.params.domain);
+      if (!domain) {
+        return reply.code(400).send(invalidDomainBody(request.params.domain));
+      }
+
+      const row = await approveDomain(pool, domain);
+      if (!row) {
+        return reply.code(404).send(unknownDomainBody(domain));
+      }
+
+      request.log.info({ domain }, 'domain approved');
+      await publishControlEvent(broker, request.log, { type: 'domains.changed', domain });
+      return reply.send(toDomainResponse(row));
+    },
+  );
+
+  app.patch<{ Params: DomainParams; Body: PrimaryHostsBody }>(
+    '/domains/:domain',
+    {
+      schema: {
+        summary: 'Set or clear (empty list) the next-hop override of a domain',
+        tags: TAGS,
+        params: DomainParamsSchema,
+        body: {
+          type: 'object',
+          required: ['primaryHosts'],
+          properties: {
+            primaryHosts: {
+              type: 'array',
+              maxItems: MAX_PRIMARY_HOSTS,
+              items: { type: 'string', minLength: 1, maxLength: 300 },
+              description:
+                '`host` or `host:port`, where host is a DNS name, an IPv4 address or a bracketed IPv6 address',
+            },
+          },
+        },
+        response: { 200: DomainSchema, ...errorResponses(400, 401, 404, 503) },
+      },
+    },
+    async (request, reply) => {
+      const domain = normalizeDomain(request.params.domain);
+      if (!domain) {
+        return reply.code(400).send(invalidDomainBody(request.params.domain));
+      }
+
+      let primaryHosts: string[];
+      try {
+        primaryHosts = normalizePrimaryHosts(request.body.primaryHosts);
+      } catch (error) {
+        if (!(error instanceof PrimaryHostError)) {
+          throw error;
+        }
+        return reply.code(400).send(errorBody(400, error.message));
+      }
+
+      const row = await setPrimaryHosts(pool, domain, primaryHosts);
+      if (!row) {
+        return reply.code(404).send(unknownDomainBody(domain));
+      }
+
+      request.log.info({ domain, primaryHosts }, 'next-hop override changed');
+      await publishControlEvent(broker, request.log, { type: 'domains.changed', domain });
+      return reply.send(toDomainResponse(row));
+    },
+  );
+
+  app.get<{ Querystring: ListQuery }>(
+    '/domains',
+    {
+      schema: {
+        summary: 'List the domains, optionally only those in one state',
+        tags: TAGS,
+        querystring: {
+          type: 'object',
+          properties: { state: { type: 'string', enum: [...DOMAIN_STATES] } },
+        },
+        response: {
+          200: {
+            type: 'object',
+            required: ['domains'],
+            properties: { domains: { type: 'array', items: DomainSchema } },
+          },
+          ...errorResponses(400, 401, 503),
+        },
+      },
+    },
+    async (request, reply) => {
+      const rows = await listDomains(pool, request.query.state);
+      return reply.send({ domains: rows.map(toDomainResponse) });
+    },
+  );
+
+  app.get<{ Params: DomainParams }>(
+    '/domains/:domain',
+    {
+      schema: {
+        summary: 'Show one domain',
+        tags: TAGS,
+        params: DomainParamsSchema,
+        response: { 200: DomainSchema, ...errorResponses(400, 401, 404, 503) },
+      },
+    },
+    async (request, reply) => {
+      const domain = normalizeDomain(request.params.domain);
+      if (!domain) {
+        return reply.code(400).send(invalidDomainBody(request.params.domain));
+      }
+
+      const row = await getDomain(pool, domain);
+      if (!row) {
+        return reply.code(404).send(unknownDomainBody(domain));
+      }
+      return reply.send(toDomainResponse(row));
+    },
+  );
+}

@@ -1,0 +1,29 @@
+/** GET /metrics: Prometheus metrics, without a token. */
+import type { Broker } from '@secondary-mx/amqp';
+import type { Pool } from '@secondary-mx/db';
+import type { FastifyInstance } from 'fastify';
+import { collectMetrics, METRICS_CONTENT_TYPE } from '../metrics.ts';
+
+export function metricsRoutes(app: FastifyInstance, deps: { pool: Pool; broker: Broker }): void {
+  app.get(
+    '/metrics',
+    {
+      logLevel: 'warn',
+      schema: {
+        summary: 'Prometheus metrics of the spool and the domains',
+        tags: ['operations'],
+        security: [],
+        response: {
+          200: {
+            description: 'Prometheus text exposition format 0.0.4',
+            content: { 'text/plain': { schema: { type: 'string' } } },
+          },
+        },
+      },
+    },
+    async (request, reply) => {
+      const text = await collectMetrics(deps.pool, deps.broker, request.log);
+      return reply.type(METRICS_CONTENT_TYPE).send(text);
+    },
+  );
+}

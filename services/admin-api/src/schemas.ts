@@ -1,0 +1,101 @@
+/**
+ * JSON schemas shared by the routes. Fastify validates requests with them, serializes responses
+ * with them and @fastify/swagger turns them into the OpenAPI document at /docs/json.
+ */
+import { DOMAIN_STATES, RECIPIENT_STATES } from '@secondary-mx/contracts';
+
+/** Surrounding white space is allowed here and trimmed by the route. */
+export const MEMBER_NUMBER_PATTERN = '^\\s*[A-Za-z0-9./-]{1,64}\\s*$';
+
+export const MAX_PRIMARY_HOSTS = 10;
+
+export const ErrorSchema = {
+  type: 'object',
+  required: ['statusCode', 'error', 'message'],
+  properties: {
+    statusCode: { type: 'integer' },
+    error: { type: 'string', description: 'HTTP reason phrase' },
+    message: { type: 'string', description: 'what failed, on which value' },
+  },
+} as const;
+
+/** Response entries for the given error status codes, all with the error body. */
+export function errorResponses(...statusCodes: number[]): Record<number, typeof ErrorSchema> {
+  return Object.fromEntries(statusCodes.map((statusCode) => [statusCode, ErrorSchema]));
+}
+
+const timestamp = { type: 'string', format: 'date-time' } as const;
+const optionalTimestamp = { type: ['string', 'null'], format: 'date-time' } as const;
+
+export const DomainSchema = {
+  type: 'object',
+  required: [
+    'domain',
+    'memberNumber',
+    'state',
+    'primaryHosts',
+    'requestedAt',
+    'approvedAt',
+    'updatedAt',
+  ],
+  properties: {
+    domain: { type: 'string', description: 'lower-case A-label form' },
+    memberNumber: { type: 'string' },
+    state: { type: 'string', enum: [...DOMAIN_STATES] },
+    primaryHosts: {
+      type: 'array',
+      items: { type: 'string' },
+      description: 'next-hop override (`host` or `host:port`), or empty to use the MX records',
+    },
+    requestedAt: timestamp,
+    approvedAt: optionalTimestamp,
+    updatedAt: timestamp,
+  },
+} as const;
+
+export const DomainParamsSchema = {
+  type: 'object',
+  required: ['domain'],
+  properties: {
+    domain: {
+      type: 'string',
+      minLength: 1,
+      maxLength: 253,
+      description: 'domain name, IDN allowed',
+    },
+  },
+} as const;
+
+export const RecipientSchema = {
+  type: 'object',
+  required: ['id', 'address', 'domain', 'state', 'attempts'],
+  properties: {
+    id: { type: 'string' },
+    address: { type: 'string' },
+    domain: { type: 'string' },
+    state: { type: 'string', enum: [...RECIPIENT_STATES] },
+    attempts: { type: 'integer' },
+    nextAttemptAt: { ...optionalTimestamp, description: 'set while queued or deferred' },
+    lastAttemptAt: optionalTimestamp,
+    lastReply: { type: ['string', 'null'] },
+    remoteMta: { type: ['string', 'null'] },
+  },
+} as const;
+
+export const MessageSchema = {
+  type: 'object',
+  required: ['id', 'sender', 'size', 'receivedAt', 'expiresAt', 'completedAt', 'recipients'],
+  properties: {
+    id: { type: 'string', description: 'queue id' },
+    sender: { type: 'string', description: 'envelope sender, empty for the null reverse-path' },
+    size: { type: 'integer', description: 'bytes' },
+    receivedAt: timestamp,
+    expiresAt: timestamp,
+    completedAt: optionalTimestamp,
+    recipients: {
+      type: 'array',
+      items: RecipientSchema,
+      description: 'the recipients that match the filter',
+    },
+  },
+} as const;

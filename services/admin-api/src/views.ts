@@ -1,0 +1,62 @@
+/** Conversion of database rows into API responses: camelCase fields, dates as ISO 8601 strings. */
+import type { DomainRow, MessageView, RecipientView } from '@secondary-mx/db';
+
+export interface DomainResponse {
+  domain: string;
+  memberNumber: string;
+  state: string;
+  primaryHosts: string[];
+  requestedAt: string;
+  approvedAt: string | null;
+  updatedAt: string;
+}
+
+/**
+ * Formats a timestamp as ISO 8601 in UTC. Recipients come out of json_agg, so their timestamps
+ * are PostgreSQL's JSON text (`2025-12-04T10:00:00.123456+00:00`) although typed as Date.
+ */
+function isoString(value: Date | string): string {
+  return (value instanceof Date ? value : new Date(value)).toISOString();
+}
+
+function optionalIsoString(value: Date | string | null): string | null {
+  return value === null ? null : isoString(value);
+}
+
+export function toDomainResponse(row: DomainRow): DomainResponse {
+  return {
+    domain: row.name,
+    memberNumber: row.memberNumber,
+    state: row.state,
+    primaryHosts: row.primaryHosts,
+    requestedAt: isoString(row.requestedAt),
+    approvedAt: optionalIsoString(row.approvedAt),
+    updatedAt: isoString(row.updatedAt),
+  };
+}
+
+function toRecipientResponse(recipient: RecipientView) {
+  return {
+    id: recipient.id,
+    address: recipient.address,
+    domain: recipient.domain,
+    state: recipient.state,
+    attempts: recipient.attempts,
+    nextAttemptAt: optionalIsoString(recipient.nextAttemptAt),
+    lastAttemptAt: optionalIsoString(recipient.lastAttemptAt),
+    lastReply: recipient.lastReply,
+    remoteMta: recipient.remoteMta,
+  };
+}
+
+export function toMessageResponse(message: MessageView) {
+  return {
+    id: message.id,
+    sender: message.sender,
+    size: message.size,
+    receivedAt: isoString(message.receivedAt),
+    expiresAt: isoString(message.expiresAt),
+    completedAt: optionalIsoString(message.completedAt),
+    recipients: message.recipients.map(toRecipientResponse),
+  };
+}

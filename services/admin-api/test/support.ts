@@ -1,0 +1,163 @@
+/**
+ * Test fixtures: a fresh PostgreSQL database per test file, a RabbitMQ prefix of its own, the
+ * app built on them, and a second broker that records the control events it receives.
+ */
+import { randomBytes } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Broker } from '@secondary-mx/amqp';
+import {
+  type ControlEvent,
+  ControlEventSchema,
+  EXCHANGE,
+  newQueueId,
+} from '@secondary-mx/contracts';
+import { createPool, ensureDatabase, insertMessage, migrate, type Pool } from '@secondary-mx/db';
+import { createLogger } from '@secondary-mx/logger';
+import { LOCAL_AMQP_URL, type TestDatabase, testDatabase, uniqueName } from '@secondary-mx/testkit';
+import type { FastifyInstance } from 'fastify';
+import { buildApp } from '../src/app.ts';
+
+export const TOKEN = 'admin-token-for-tests-0123456789';
+export const AUTH = { authorization: `Bearer ${TOKEN}` };
+
+export const logger = createLogger('admin-api-test', process.env.TEST_LOG_LEVEL ?? 'silent');
+
+/** Returns a domain name no other test uses, such as `approve-1a2b3c4d.example`. */
+export function testDomain(label: string): string {
+  return `${label}-${randomBytes(4).toString('hex')}.example`;
+}
+
+export interface Harness {
+  app: FastifyInstance;
+  pool: Pool;
+  broker: Broker;
+  database: TestDatabase;
+  amqpPrefix: string;
+  close(): Promise<void>;
+}
+
+export interface HarnessOptions {
+  /** Apply the migrations, as queue-store does on start; default true. */
+  migrate?: boolean;
+  /** Overrides the database, for example to point at a port where nothing listens. */
+  databaseUrl?: string;
+  /** Overrides RabbitMQ; the broker is then not awaited, since it may never connect. */
+  amqpUrl?: string;
+}
+
+export async function startHarness(options: HarnessOptions = {}): Promise<Harness> {
+  const database = testDatabase('smx_admin');
+  const databaseUrl = options.databaseUrl ?? database.url;
+  if (options.databaseUrl === undefined) {
+    await ensureDatabase(database.url, logger);
+  }
+  if (options.databaseUrl === undefined && options.migrate !== false) {
+    await migrate(database.url, logger);
+  }
+  const pool = createPool(databaseUrl, logger);
+
+  const amqpPrefix = `${uniqueName('admin')}.`;
+  const broker = new Broker({
+    url: options.amqpUrl ?? LOCAL_AMQP_URL,
+    prefix: amqpPrefix,
+    logger,
+    connectionName: 'admin-api-test',
+  });
+  const started = broker.start();
+  if (options.amqpUrl === undefined) {
+    await started;
+  }
+
+  const app = await buildApp({ pool, broker, token: TOKEN, logger });
+  await app.ready();
+
+  return {
+    app,
+    pool,
+    broker,
+    database,
+    amqpPrefix,
+    async close() {
+      await app.close();
+      await broker.stop();
+      await pool.end();
+      if (options.databaseUrl === undefined) {
+        await database.drop();
+      }
+    },
+  };
+}
+
+export interface EventRecorder {
+  events: ControlEvent[];
+  /** Resolves with the first recorded event that matches, or rejects after timeoutMs. */
+  waitFor(predicate: (event: ControlEvent) => boolean, timeoutMs?: number): Promise<ControlEvent>;
+  stop(): Promise<void>;
+}
+
+/** Subscribes a second broker to the control exchange of the given prefix. */
+export async function recordControlEvents(amqpPrefix: string): Promise<EventRecorder> {
+  const events: ControlEvent[] = [];
+  const broker = new Broker({
+    url: LOCAL_AMQP_URL,
+    prefix: amqpPrefix,
+    logger,
+    connectionName: 'admin-api-test-subscriber',
+  });
+  broker.subscribe(EXCHANGE.control, (content) => {
+    events.push(ControlEventSchema.parse(JSON.parse(content.toString('utf8'))));
+  });
+  await broker.start();
+
+  return {
+    events,
+    async waitFor(predicate, timeoutMs = 5000) {
+      const deadline = Date.now() + timeoutMs;
+      while (Date.now() < deadline) {
+        const found = events.find(predicate);
+        if (found) {
+          return found;
+        }
+        await sleep(20);
+      }
+      throw new Error(
+        `no matching control event within ${timeoutMs} ms; got ${JSON.stringify(events)}`,
+      );
+    },
+    stop: () => broker.stop(),
+  };
+}
+
+/** Stores a message with one recipient per address, each under the domain after its `@`. */
+export async function storeMessage(pool: Pool, addresses: string[]): Promise<string> {
+  const queueId = newQueueId();
+  await insertMessage(pool, {
+    queueId,
+    sender: 'sender@origin.example',
+    recipients: addresses.map((address) => ({
+      envelope: { address },
+      domain: address.slice(address.lastIndexOf('@') + 1),
+    })),
+    body: Buffer.from('Subject: test\r\n\r\nbody\r\n'),
+    bodyType: '7BIT',
+    smtpUtf8: false,
+    clientAddress: '127.0.0.1',
+    receivedAt: new Date(),
+    expiresAt: new Date(Date.now() + 35 * 86_400_000),
+  });
+  return queueId;
+}
+
+/** Registers a domain through the API and returns its normalized name. */
+export async function registerDomain(app: FastifyInstance, domain: string): Promise<string> {
+  const response = await app.inject({
+    method: 'POST',
+    url: '/api/domains',
+    headers: AUTH,
+    payload: { domain, memberNumber: 'M-1' },
+  });
+  if (response.statusCode !== 201) {
+    throw new Error(`registering ${domain} failed: ${response.statusCode} ${response.body}`);
+  }
+  return response.json<{ domain: string }>().domain;
+}
