@@ -2,9 +2,10 @@
 import type { Broker } from '@secondary-mx/amqp';
 import type { Pool } from '@secondary-mx/db';
 import type { FastifyInstance } from 'fastify';
-import { collectMetrics, METRICS_CONTENT_TYPE } from '../metrics.ts';
+import { createAdminMetrics } from '../metrics.ts';
 
 export function metricsRoutes(app: FastifyInstance, deps: { pool: Pool; broker: Broker }): void {
+  const metrics = createAdminMetrics(deps.pool, deps.broker);
   app.get(
     '/metrics',
     {
@@ -22,8 +23,8 @@ export function metricsRoutes(app: FastifyInstance, deps: { pool: Pool; broker: 
       },
     },
     async (request, reply) => {
-      const text = await collectMetrics(deps.pool, deps.broker, request.log);
-      return reply.type(METRICS_CONTENT_TYPE).send(text);
+      const text = await metrics.render(request.log);
+      return reply.type(metrics.contentType).send(text);
     },
   );
 }
