@@ -215,12 +215,27 @@ export class Broker {
 
   private async dropConnection(): Promise<void> {
     const connection = this.connection;
+    const channels = [
+      ...this.consumers.map((consumer) => consumer.channel),
+      this.publisher,
+      this.rpcChannel,
+    ];
     this.connection = undefined;
     this.publisher = undefined;
     this.rpcChannel = undefined;
-    if (connection) {
-      await connection.close().catch(() => undefined);
+    for (const consumer of this.consumers) {
+      consumer.channel = undefined;
+      consumer.consumerTag = undefined;
     }
+    if (!connection) {
+      return;
+    }
+    // Closing each channel first flushes the acks written on it; closing the connection at
+    // once can lose them, and RabbitMQ would then deliver finished work a second time.
+    for (const channel of channels) {
+      await channel?.close().catch(() => undefined);
+    }
+    await connection.close().catch(() => undefined);
   }
 
   private async startConsumer(connection: ChannelModel, consumer: ConsumerSpec): Promise<void> {
