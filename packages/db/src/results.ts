@@ -16,8 +16,10 @@ export interface RecordedOutcome {
  * Records the outcome of one delivery job. A `delivered` outcome is always kept, since the mail
  * did reach the primary; a `deferred` or `failed` one only while the job's lease is still the
  * current one, so a late result cannot undo a newer attempt. A deferred recipient is tried
- * again after min(maxMs, minMs * 2^(attempts - 1)), with 10 % jitter. Once every recipient of
- * the message is final, its bytes are deleted. Returns the recipients whose state changed.
+ * again after min(maxMs, minMs * 2^(attempts - 1)), with 10 % jitter. The jitter is drawn once
+ * per result, so the recipients of one job stay due together and go out in one transaction
+ * again. Once every recipient of the message is final, its bytes are deleted. Returns the
+ * recipients whose state changed.
  */
 export async function recordDeliveryResult(
   pool: Pool,
@@ -44,7 +46,7 @@ export async function recordDeliveryResult(
          lease_until = NULL,
          next_attempt_at = CASE WHEN o.status = 'deferred'
            THEN now() + make_interval(secs =>
-             LEAST($9::float8, $8::float8 * power(2, LEAST(r.attempts, 40))) * (0.9 + random() * 0.2))
+             LEAST($9::float8, $8::float8 * power(2, LEAST(r.attempts, 40))) * $11::float8)
            ELSE r.next_attempt_at END,
          completed_at = CASE WHEN o.status IN ('delivered', 'failed') THEN now() ELSE NULL END
        FROM outcome o
@@ -65,6 +67,7 @@ export async function recordDeliveryResult(
         backoff.minMs / 1000,
         backoff.maxMs / 1000,
         result.leaseId,
+        0.9 + Math.random() * 0.2,
       ],
     );
     await client.query(
