@@ -2,29 +2,19 @@
  * ingress: the SMTP listener. Relays for approved member domains only, asks the greylist
  * service about each recipient and hands each message to queue-store.
  */
-import { readFileSync } from 'node:fs';
 import { Broker } from '@secondary-mx/amqp';
 import { EXCHANGE, parseControlEvent } from '@secondary-mx/contracts';
 import type { Logger } from '@secondary-mx/logger';
-import { SMTPServer, type SMTPServerOptions } from 'smtp-server';
+import { SMTPServer } from 'smtp-server';
 import { ApprovedDomains } from './approved-domains.ts';
 import { installEnhancedCodeShim } from './enhanced-codes.ts';
 import { createReverseResolver } from './reverse-resolver.ts';
 import type { IngressSettings } from './settings.ts';
 import { type HandlerContext, onData, onMailFrom, onRcptTo } from './smtp-handlers.ts';
+import { loadTlsCredentials } from './tls-certificate.ts';
 
 /** How long SMTP sessions in progress may go on after a stop signal. */
 const CLOSE_TIMEOUT_MS = 20_000;
-
-function tlsOptions(settings: IngressSettings): Pick<SMTPServerOptions, 'key' | 'cert'> {
-  if (settings.MX_TLS_CERT_FILE === '' || settings.MX_TLS_KEY_FILE === '') {
-    return {};
-  }
-  return {
-    cert: readFileSync(settings.MX_TLS_CERT_FILE),
-    key: readFileSync(settings.MX_TLS_KEY_FILE),
-  };
-}
 
 export async function startIngress(settings: IngressSettings, logger: Logger) {
   installEnhancedCodeShim();
@@ -41,6 +31,11 @@ export async function startIngress(settings: IngressSettings, logger: Logger) {
     }
   });
   const context: HandlerContext = { settings, broker, domains, logger };
+  const tls = await loadTlsCredentials(
+    settings.MX_TLS_CERT_FILE,
+    settings.MX_TLS_KEY_FILE,
+    settings.MX_HOSTNAME,
+  );
 
   const server = new SMTPServer({
     name: settings.MX_HOSTNAME,
@@ -53,7 +48,7 @@ export async function startIngress(settings: IngressSettings, logger: Logger) {
     authOptional: true,
     resolver: createReverseResolver(settings.DNS_SERVERS),
     closeTimeout: CLOSE_TIMEOUT_MS,
-    ...tlsOptions(settings),
+    ...tls,
     logger: false,
     onConnect(session, callback) {
       logger.info(
