@@ -1,0 +1,17 @@
+import type { Settings } from '@secondary-mx/config';
+
+export const SETTING_NAMES = [
+  'AMQP_URL',
+  'MX_AMQP_PREFIX',
+  'MX_HOSTNAME',
+  'MX_SELF_NAMES',
+  'MX_SMTP_LISTEN',
+  'MX_DELIVERY_PORT',
+  'MX_DELIVERY_CONCURRENCY',
+  'MX_DELIVERY_TIMEOUT',
+  'MX_CONNECT_TIMEOUT',
+  'DNS_SERVERS',
+  'MX_LOG_LEVEL',
+] as const;
+
+export type WorkerSettings = Settings<(typeof SETTING_NAMES)[number]>;

@@ -1,0 +1,118 @@
+/**
+ * Wires the delivery worker: DNS, next-hop selection, the SMTP connection pool and the
+ * delivery.jobs consumer on RabbitMQ. main.ts runs it as a process and tests run it in-process.
+ */
+import { Broker } from '@secondary-mx/amqp';
+import { type DeliveryResult, QUEUE } from '@secondary-mx/contracts';
+import type { Logger } from '@secondary-mx/logger';
+import { CompletedLeases } from './completed-leases.ts';
+import { ConnectionPool, DEFAULT_POOL_OPTIONS, type PoolOptions } from './connection-pool.ts';
+import { DnsLookup, type DnsLookupOptions } from './dns-lookup.ts';
+import { createJobHandler } from './job-handler.ts';
+import { NextHopResolver } from './next-hop.ts';
+import { SelfIdentity } from './self-identity.ts';
+import type { WorkerSettings } from './settings.ts';
+import { SmtpDelivery } from './smtp-delivery.ts';
+
+export interface WorkerOptions {
+  pool?: Partial<PoolOptions>;
+  dns?: Omit<DnsLookupOptions, 'servers'>;
+  /** How long stop() waits for deliveries in flight before it closes their sessions. */
+  stopTimeoutMs?: number;
+}
+
+export interface DeliveryWorker {
+  /** Connects to RabbitMQ, retrying until it succeeds, and consumes delivery jobs. */
+  start(): Promise<void>;
+  /** Stops consuming, waits for deliveries in flight, then closes RabbitMQ and SMTP sessions. */
+  stop(): Promise<void>;
+}
+
+const DEFAULT_STOP_TIMEOUT_MS = 20_000;
+const PUBLISH_RETRY_MS = 1000;
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+export function createDeliveryWorker(
+  settings: WorkerSettings,
+  logger: Logger,
+  options: WorkerOptions = {},
+): DeliveryWorker {
+  const broker = new Broker({
+    url: settings.AMQP_URL,
+    prefix: settings.MX_AMQP_PREFIX,
+    logger,
+    connectionName: `delivery-worker@${settings.MX_HOSTNAME}`,
+  });
+  const dns = new DnsLookup({ servers: settings.DNS_SERVERS, ...options.dns });
+  const self = new SelfIdentity(settings.MX_SELF_NAMES, settings.MX_SMTP_LISTEN);
+  const pool = new ConnectionPool({ ...DEFAULT_POOL_OPTIONS, ...options.pool });
+  const smtpOptions = {
+    heloName: settings.MX_HOSTNAME,
+    connectTimeoutMs: settings.MX_CONNECT_TIMEOUT,
+    socketTimeoutMs: settings.MX_DELIVERY_TIMEOUT,
+  };
+  const smtp = new SmtpDelivery(pool, smtpOptions, logger);
+  let stopping = false;
+
+  /** Publishes a result, retrying while RabbitMQ is away, until the lease ends or the worker stops. */
+  const publishResult = async (result: DeliveryResult, leaseUntil: number): Promise<void> => {
+    const content = Buffer.from(JSON.stringify(result), 'utf8');
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await broker.publish(QUEUE.deliveryResults, content, { contentType: 'application/json' });
+        return;
+      } catch (error) {
+        if (stopping || Date.now() + PUBLISH_RETRY_MS >= leaseUntil) {
+          throw error;
+        }
+        logger.warn(
+          { err: error, queueId: result.queueId, attempt },
+          'publishing a delivery result failed, retrying',
+        );
+        await sleep(PUBLISH_RETRY_MS);
+      }
+    }
+  };
+
+  const handler = createJobHandler({
+    nextHops: new NextHopResolver(dns, self, settings.MX_DELIVERY_PORT),
+    smtp,
+    completed: new CompletedLeases(),
+    publishResult,
+    logger,
+    deliveryTimeoutMs: settings.MX_DELIVERY_TIMEOUT,
+  });
+
+  return {
+    async start() {
+      broker.consume(QUEUE.deliveryJobs, (message) => handler(message.content), {
+        prefetch: settings.MX_DELIVERY_CONCURRENCY,
+      });
+      await broker.start();
+      logger.info(
+        { queue: broker.name(QUEUE.deliveryJobs), concurrency: settings.MX_DELIVERY_CONCURRENCY },
+        'consuming delivery jobs',
+      );
+    },
+    async stop() {
+      stopping = true;
+      await broker.stop(options.stopTimeoutMs ?? DEFAULT_STOP_TIMEOUT_MS);
+      await pool.closeAll();
+      dns.cancel();
+    },
+  };
+}
+
+/** Creates a delivery worker and starts it. */
+export async function startWorker(
+  settings: WorkerSettings,
+  logger: Logger,
+  options: WorkerOptions = {},
+): Promise<DeliveryWorker> {
+  const worker = createDeliveryWorker(settings, logger, options);
+  await worker.start();
+  return worker;
+}
