@@ -16,7 +16,10 @@ test('durations take s, m, h, d and w suffixes', () => {
 });
 
 test('defaults apply when variables are unset', () => {
-  const settings = loadSettings(['MX_SMTP_LISTEN', 'MX_QUEUE_LIFETIME', 'MX_RETRY_MIN', 'AMQP_URL'], {});
+  const settings = loadSettings(
+    ['MX_SMTP_LISTEN', 'MX_QUEUE_LIFETIME', 'MX_RETRY_MIN', 'AMQP_URL'],
+    {},
+  );
   assert.deepEqual(settings.MX_SMTP_LISTEN, { host: '0.0.0.0', port: 2525 });
   assert.equal(settings.MX_QUEUE_LIFETIME, 35 * 86_400_000);
   assert.equal(settings.MX_RETRY_MIN, 60_000);
@@ -37,8 +40,14 @@ test('every invalid or missing value is reported by name at once', () => {
       assert.equal(error.problems.length, 4);
       assert.match(error.message, /MX_ADMIN_TOKEN is missing/);
       assert.match(error.message, /MX_RETRY_MIN="soon" must be a duration/);
-      assert.match(error.message, /MX_SMTP_LISTEN="localhost:99999" port must be between 1 and 65535/);
-      assert.match(error.message, /DATABASE_URL="mysql:\/\/x" must be a URL starting with postgres:/);
+      assert.match(
+        error.message,
+        /MX_SMTP_LISTEN="localhost:99999" port must be between 1 and 65535/,
+      );
+      assert.match(
+        error.message,
+        /DATABASE_URL="mysql:\/\/x" must be a URL starting with postgres:/,
+      );
       return true;
     },
   );
@@ -58,7 +67,8 @@ test('the admin token is never echoed in an error', () => {
 
 test('retry bounds must be ordered', () => {
   assert.throws(
-    () => loadSettings(['MX_RETRY_MIN', 'MX_RETRY_MAX'], { MX_RETRY_MIN: '2h', MX_RETRY_MAX: '1h' }),
+    () =>
+      loadSettings(['MX_RETRY_MIN', 'MX_RETRY_MAX'], { MX_RETRY_MIN: '2h', MX_RETRY_MAX: '1h' }),
     /MX_RETRY_MIN must not be larger than MX_RETRY_MAX/,
   );
 });
@@ -66,7 +76,9 @@ test('retry bounds must be ordered', () => {
 test('self names default to the host name and are lower-cased', () => {
   const fromHost = loadSettings(['MX_SELF_NAMES'], { MX_HOSTNAME: 'MX2.Example.NET' });
   assert.deepEqual(fromHost.MX_SELF_NAMES, ['mx2.example.net']);
-  const listed = loadSettings(['MX_SELF_NAMES'], { MX_SELF_NAMES: 'mx2.example.net., backup.example.org' });
+  const listed = loadSettings(['MX_SELF_NAMES'], {
+    MX_SELF_NAMES: 'mx2.example.net., backup.example.org',
+  });
   assert.deepEqual(listed.MX_SELF_NAMES, ['mx2.example.net', 'backup.example.org']);
 });
 
