@@ -1,0 +1,9 @@
+export { buildDsn } from './build.ts';
+export {
+  type Dsn,
+  type DsnAction,
+  type DsnInput,
+  DsnInputError,
+  type DsnRecipient,
+} from './types.ts';
+export { encodeXtext } from './xtext.ts';
