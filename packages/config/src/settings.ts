@@ -79,6 +79,25 @@ function duration(minMs: number, maxMs: number): Parser<number> {
 const HOSTNAME_PATTERN =
   /^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/i;
 
+/** A comma-separated list of durations, sorted ascending; an empty value is an empty list. */
+function durationList(minMs: number, maxMs: number): Parser<number[]> {
+  const one = duration(minMs, maxMs);
+  return (raw) => {
+    const values: number[] = [];
+    for (const part of raw.split(',')) {
+      if (part.trim() === '') {
+        continue;
+      }
+      const value = one(part);
+      if (value instanceof Error) {
+        return new Error(`"${part.trim()}" ${value.message}`);
+      }
+      values.push(value);
+    }
+    return [...new Set(values)].sort((a, b) => a - b);
+  };
+}
+
 function hostnameValue(raw: string): string | Error {
   const name = raw.trim().replace(/\.$/, '').toLowerCase();
   return HOSTNAME_PATTERN.test(name) ? name : new Error('must be a DNS host name');
@@ -192,6 +211,21 @@ export const SETTINGS = {
   ),
   MX_MAX_RECIPIENTS: setting('1000', integer(100, 100_000), 'recipients accepted per message'),
   MX_QUEUE_LIFETIME: setting('35d', duration(SECOND, 365 * DAY), 'how long a message is kept'),
+  MX_BOUNCE_LIFETIME: setting(
+    '5d',
+    duration(SECOND, 365 * DAY),
+    'how long a DSN we send is retried before it is dropped',
+  ),
+  MX_BOUNCE_SIZE_LIMIT: setting(
+    '50000',
+    integer(0, 100 * 1024 * 1024),
+    'largest original returned whole in a DSN without RET; larger ones return headers only',
+  ),
+  MX_DELAY_WARNINGS: setting(
+    '24h,7d',
+    durationList(SECOND, 365 * DAY),
+    'comma-separated message ages at which senders get a delay DSN; empty turns them off',
+  ),
   MX_RETRY_MIN: setting('60s', duration(100, DAY), 'first retry delay'),
   MX_RETRY_MAX: setting('1h', duration(100, 7 * DAY), 'longest retry delay'),
   MX_LEASE_TIME: setting(
@@ -205,6 +239,26 @@ export const SETTINGS = {
     'how often due recipients are looked for',
   ),
   MX_SCHEDULER_BATCH: setting('500', integer(1, 100_000), 'recipients leased per scheduler pass'),
+  MX_DESTINATION_CONCURRENCY: setting(
+    '10',
+    integer(1, 1000),
+    'SMTP connections to one destination domain at once, across all delivery workers',
+  ),
+  MX_MESSAGES_PER_CONNECTION: setting(
+    '20',
+    integer(1, 1000),
+    'messages one delivery job sends over its SMTP connection',
+  ),
+  MX_PROBE_INTERVAL_MIN: setting(
+    '2s',
+    duration(100, DAY),
+    'first interval between probes of a next hop that does not answer',
+  ),
+  MX_PROBE_INTERVAL_MAX: setting(
+    '15s',
+    duration(100, DAY),
+    'longest interval between probes of a next hop that does not answer',
+  ),
   MX_SPOOL_TIMEOUT: setting(
     '30s',
     duration(100, 10 * 60 * SECOND),
@@ -321,6 +375,11 @@ export function loadSettings<N extends SettingName>(
   const retryMax = values.MX_RETRY_MAX as number | undefined;
   if (retryMin !== undefined && retryMax !== undefined && retryMin > retryMax) {
     problems.push('MX_RETRY_MIN must not be larger than MX_RETRY_MAX');
+  }
+  const probeMin = values.MX_PROBE_INTERVAL_MIN as number | undefined;
+  const probeMax = values.MX_PROBE_INTERVAL_MAX as number | undefined;
+  if (probeMin !== undefined && probeMax !== undefined && probeMin > probeMax) {
+    problems.push('MX_PROBE_INTERVAL_MIN must not be larger than MX_PROBE_INTERVAL_MAX');
   }
   if (problems.length > 0) {
     throw new ConfigError(problems);

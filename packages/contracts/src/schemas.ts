@@ -91,26 +91,55 @@ export const JobRecipientSchema = EnvelopeRecipientSchema.extend({
 });
 export type JobRecipient = z.infer<typeof JobRecipientSchema>;
 
-/** Header of a delivery job; the frame's payload is the stored message. */
-export const DeliveryJobSchema = z.object({
-  /** Unique per lease; results quote it so a stale lease cannot overwrite a newer one. */
-  leaseId: z.string(),
-  leaseUntil: z.number(),
+/** One message of a delivery job. */
+export const JobMessageSchema = z.object({
   queueId: z.string(),
-  domain: z.string(),
   sender: z.string(),
   recipients: z.array(JobRecipientSchema).min(1),
   ret: z.enum(['FULL', 'HDRS']).optional(),
   envid: z.string().optional(),
   bodyType: BodyTypeSchema,
   smtpUtf8: z.boolean(),
+  /** Bytes of this message in the frame payload, where the messages follow each other in order. */
+  size: z.number().int().nonnegative(),
+});
+export type JobMessage = z.infer<typeof JobMessageSchema>;
+
+/**
+ * Header of a delivery job: messages to one destination domain, delivered over one SMTP
+ * connection that is closed before the result is published. The frame's payload is the
+ * stored bytes of the messages, concatenated in order. Limiting the jobs in flight per domain
+ * therefore limits the connections to its next hop.
+ */
+export const DeliveryJobSchema = z.object({
+  kind: z.literal('delivery'),
+  /** Unique per lease; the result quotes it so a stale lease cannot overwrite a newer one. */
+  leaseId: z.string(),
+  leaseUntil: z.number(),
+  domain: z.string(),
   /** Next hops set by an administrator (`host` or `host:port`); empty means use DNS. */
   primaryHosts: z.array(z.string()),
+  messages: z.array(JobMessageSchema).min(1),
 });
 export type DeliveryJob = z.infer<typeof DeliveryJobSchema>;
 
+/** A probe: connect to the domain's next hop and say EHLO, without sending mail. */
+export const ProbeJobSchema = z.object({
+  kind: z.literal('probe'),
+  probeId: z.string(),
+  domain: z.string(),
+  primaryHosts: z.array(z.string()),
+  /** Epoch milliseconds after which the probe is pointless and is dropped. */
+  deadline: z.number(),
+});
+export type ProbeJob = z.infer<typeof ProbeJobSchema>;
+
+export const JobSchema = z.discriminatedUnion('kind', [DeliveryJobSchema, ProbeJobSchema]);
+export type Job = z.infer<typeof JobSchema>;
+
 export const RecipientOutcomeSchema = z.object({
   recipientId: z.string(),
+  queueId: z.string(),
   status: z.enum(['delivered', 'deferred', 'failed']),
   /** The remote reply, or our own description when there was none (connection refused, ...). */
   reply: z.string().max(2000),
@@ -118,17 +147,40 @@ export const RecipientOutcomeSchema = z.object({
   enhancedCode: z.string().optional(),
   /** The host that gave the reply, if any. */
   remoteMta: z.string().optional(),
+  /**
+   * For a deferral: `connection` when no server answered for this recipient (DNS failure,
+   * connection refused or lost, timeout), `reply` when a server answered 4xx. Only the first
+   * kind is retried early when the next hop comes back.
+   */
+  failureKind: z.enum(['connection', 'reply']).optional(),
+  /** For a delivery: the next hop advertised DSN and got the NOTIFY, ORCPT, RET and ENVID. */
+  remoteDsn: z.boolean().optional(),
 });
 export type RecipientOutcome = z.infer<typeof RecipientOutcomeSchema>;
 
 export const DeliveryResultSchema = z.object({
+  kind: z.literal('delivery'),
   leaseId: z.string(),
-  queueId: z.string(),
   domain: z.string(),
   attemptedAt: z.number(),
   outcomes: z.array(RecipientOutcomeSchema).min(1),
 });
 export type DeliveryResult = z.infer<typeof DeliveryResultSchema>;
+
+export const ProbeResultSchema = z.object({
+  kind: z.literal('probe'),
+  probeId: z.string(),
+  domain: z.string(),
+  /** True when a next hop answered the greeting and EHLO with 2xx. */
+  ok: z.boolean(),
+  reply: z.string().max(2000),
+  remoteMta: z.string().optional(),
+  attemptedAt: z.number(),
+});
+export type ProbeResult = z.infer<typeof ProbeResultSchema>;
+
+export const ResultSchema = z.discriminatedUnion('kind', [DeliveryResultSchema, ProbeResultSchema]);
+export type Result = z.infer<typeof ResultSchema>;
 
 export const ControlEventSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('domains.changed'), domain: z.string().optional() }),

@@ -3,6 +3,27 @@ import pg from 'pg';
 
 export type Pool = pg.Pool;
 export type PoolClient = pg.PoolClient;
+/** A pool or a client inside a transaction: anything that runs queries. */
+export type Queryable = Pick<pg.Pool, 'query'>;
+
+/** Runs work in one transaction: COMMIT when it resolves, ROLLBACK when it throws. */
+export async function withTransaction<T>(
+  pool: pg.Pool,
+  work: (client: pg.PoolClient) => Promise<T>,
+): Promise<T> {
+  const client = await pool.connect();
+  try {
+    await client.query('BEGIN');
+    const result = await work(client);
+    await client.query('COMMIT');
+    return result;
+  } catch (error) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw error;
+  } finally {
+    client.release();
+  }
+}
 
 export function createPool(databaseUrl: string, logger: Logger, max = 10): pg.Pool {
   const pool = new pg.Pool({

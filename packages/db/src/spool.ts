@@ -1,5 +1,5 @@
 import type { EnvelopeRecipient } from '@secondary-mx/contracts';
-import type { Pool } from './connection.ts';
+import type { Queryable } from './connection.ts';
 
 export interface NewMessage {
   queueId: string;
@@ -15,6 +15,10 @@ export interface NewMessage {
   heloName?: string | undefined;
   receivedAt: Date;
   expiresAt: Date;
+  /** 'dsn' for a delivery status notification we generated; defaults to 'mail'. */
+  kind?: 'mail' | 'dsn';
+  /** For a DSN: the queue id of the message it reports on. */
+  dsnOf?: string | undefined;
 }
 
 /**
@@ -22,12 +26,13 @@ export interface NewMessage {
  * same queue id again is a no-op, which makes a redelivered spool request harmless. Returns
  * whether this call inserted the message.
  */
-export async function insertMessage(pool: Pool, message: NewMessage): Promise<boolean> {
-  const result = await pool.query(
+export async function insertMessage(db: Queryable, message: NewMessage): Promise<boolean> {
+  const result = await db.query(
     `WITH inserted AS (
        INSERT INTO messages (id, sender, size, body, ret, envid, body_type, smtp_utf8,
-                             client_address, client_name, helo_name, received_at, expires_at)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+                             client_address, client_name, helo_name, received_at, expires_at,
+                             kind, dsn_of)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $15, $16)
        ON CONFLICT (id) DO NOTHING
        RETURNING id
      )
@@ -57,6 +62,8 @@ export async function insertMessage(pool: Pool, message: NewMessage): Promise<bo
           orcpt: recipient.envelope.orcpt ?? null,
         })),
       ),
+      message.kind ?? 'mail',
+      message.dsnOf ?? null,
     ],
   );
   return (result.rowCount ?? 0) > 0;

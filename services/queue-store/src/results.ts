@@ -1,20 +1,116 @@
 /**
- * Consumes delivery.results and records each recipient's outcome. The result message is
- * acknowledged only after the transaction committed; a failure requeues it.
+ * Consumes delivery.results. A delivery result is recorded in one transaction with the DSNs
+ * it causes and the probe state of its destination; a probe result reschedules the
+ * destination when its next hop answered. The result message is acknowledged only after the
+ * commit; a failure requeues it.
  */
 import type { ConsumeMessage } from '@secondary-mx/amqp';
-import { DeliveryResultSchema } from '@secondary-mx/contracts';
-import { type Backoff, type Pool, recordDeliveryResult } from '@secondary-mx/db';
+import { type DeliveryResult, type ProbeResult, ResultSchema } from '@secondary-mx/contracts';
+import {
+  applyDeliveryOutcomes,
+  type Backoff,
+  type ChangedRecipient,
+  completeFinalMessages,
+  loadReportedMessages,
+  markReachable,
+  markUnreachable,
+  type Pool,
+  type ProbeIntervals,
+  withTransaction,
+} from '@secondary-mx/db';
 import type { Logger } from '@secondary-mx/logger';
+import { type BounceSettings, type DsnEvent, queueDsn } from './bounces.ts';
 
 export interface ResultsOptions {
   pool: Pool;
   logger: Logger;
   backoff: Backoff;
+  probes: ProbeIntervals;
+  bounces: BounceSettings;
+  /** Called after each commit: a job slot is free, or recipients became due. */
+  onRecorded: () => void;
+}
+
+/** Whether any outcome shows that a server of the destination answered. */
+function nextHopAnswered(result: DeliveryResult): boolean {
+  return result.outcomes.some(
+    (outcome) => outcome.status !== 'deferred' || outcome.failureKind === 'reply',
+  );
+}
+
+function groupByMessage(recipients: ChangedRecipient[]): Map<string, ChangedRecipient[]> {
+  const groups = new Map<string, ChangedRecipient[]>();
+  for (const recipient of recipients) {
+    const group = groups.get(recipient.queueId) ?? [];
+    group.push(recipient);
+    groups.set(recipient.queueId, group);
+  }
+  return groups;
+}
+
+async function recordDelivery(options: ResultsOptions, result: DeliveryResult): Promise<void> {
+  const { pool, logger } = options;
+  const log = logger.child({ domain: result.domain, leaseId: result.leaseId });
+  const changed = await withTransaction(pool, async (client) => {
+    const changed = await applyDeliveryOutcomes(client, result, options.backoff);
+    const events: [DsnEvent, ChangedRecipient[]][] = [
+      ['failed', changed.filter((recipient) => recipient.state === 'failed')],
+      [
+        'relayed',
+        // RFC 3461 section 6.2.3: a next hop without DSN support cannot report success, so we
+        // report the relay ourselves when the sender asked for NOTIFY=SUCCESS.
+        changed.filter(
+          (recipient) => recipient.state === 'delivered' && recipient.remoteDsn === false,
+        ),
+      ],
+    ];
+    const reportedIds = events.flatMap(([, recipients]) =>
+      recipients.map((recipient) => recipient.queueId),
+    );
+    const messages = await loadReportedMessages(client, [...new Set(reportedIds)]);
+    for (const [event, recipients] of events) {
+      for (const [queueId, group] of groupByMessage(recipients)) {
+        const message = messages.get(queueId);
+        if (message) {
+          await queueDsn(client, event, message, group, options.bounces, log);
+        }
+      }
+    }
+    if (nextHopAnswered(result)) {
+      await markReachable(client, result.domain);
+    } else {
+      await markUnreachable(client, [result.domain], options.probes);
+    }
+    const queueIds = [...new Set(result.outcomes.map((outcome) => outcome.queueId))];
+    await completeFinalMessages(client, queueIds);
+    return changed;
+  });
+  const recorded = new Set(changed.map((recipient) => recipient.recipientId));
+  for (const outcome of result.outcomes) {
+    if (!recorded.has(outcome.recipientId)) {
+      log.warn(
+        { queueId: outcome.queueId, recipientId: outcome.recipientId, status: outcome.status },
+        'stale delivery result ignored: the lease was taken back',
+      );
+    }
+  }
+}
+
+async function recordProbe(options: ResultsOptions, result: ProbeResult): Promise<void> {
+  const log = options.logger.child({ domain: result.domain, probeId: result.probeId });
+  if (!result.ok) {
+    log.debug({ reply: result.reply }, 'next hop still unreachable');
+    return;
+  }
+  const rescheduled = await markReachable(options.pool, result.domain);
+  log.info(
+    { remoteMta: result.remoteMta, recipients: rescheduled },
+    'next hop answers again, mail scheduled',
+  );
 }
 
 export function createResultsHandler(options: ResultsOptions) {
-  const { pool, logger, backoff } = options;
+  const { logger } = options;
   return async (message: ConsumeMessage): Promise<void> => {
     let json: unknown;
     try {
@@ -23,22 +119,16 @@ export function createResultsHandler(options: ResultsOptions) {
       logger.error({ err: error }, 'delivery result is not JSON, dropped');
       return;
     }
-    const parsed = DeliveryResultSchema.safeParse(json);
+    const parsed = ResultSchema.safeParse(json);
     if (!parsed.success) {
       logger.error({ issues: parsed.error.issues }, 'delivery result is invalid, dropped');
       return;
     }
-    const result = parsed.data;
-    const recorded = await recordDeliveryResult(pool, result, backoff);
-    const log = logger.child({ queueId: result.queueId, domain: result.domain });
-    const changed = new Set(recorded.map((row) => row.recipientId));
-    for (const outcome of result.outcomes) {
-      if (!changed.has(outcome.recipientId)) {
-        log.warn(
-          { recipientId: outcome.recipientId, status: outcome.status },
-          'stale delivery result ignored: the lease was taken back',
-        );
-      }
+    if (parsed.data.kind === 'probe') {
+      await recordProbe(options, parsed.data);
+    } else {
+      await recordDelivery(options, parsed.data);
     }
+    options.onRecorded();
   };
 }

@@ -1,6 +1,7 @@
 /**
- * The scheduler: leases due recipients and publishes them as delivery jobs, one job per message
- * and domain. It runs a pass every MX_SCHEDULER_INTERVAL, at once when kicked (new mail, a
+ * The scheduler: leases due recipients and publishes them as delivery jobs, each up to
+ * MX_MESSAGES_PER_CONNECTION messages for one domain, at most MX_DESTINATION_CONCURRENCY jobs
+ * per domain at a time. It runs a pass every MX_SCHEDULER_INTERVAL, at once when kicked (new mail, a
  * flush), and back to back while passes come back full.
  *
  * A job that cannot be published has its lease handed back. A job lost after publishing (in
@@ -9,8 +10,8 @@
 import type { Broker } from '@secondary-mx/amqp';
 import { type DeliveryJob, encodeFrame, QUEUE } from '@secondary-mx/contracts';
 import {
-  type LeasedGroup,
-  leaseDueRecipients,
+  type LeasedJob,
+  leaseDueJobs,
   loadBodies,
   type Pool,
   primaryHostsByDomain,
@@ -26,13 +27,14 @@ export interface SchedulerOptions {
   intervalMs: number;
   batch: number;
   leaseMs: number;
+  messagesPerJob: number;
+  jobsPerDomain: number;
 }
 
 /** Most message bytes leased per pass; bounds the memory of one pass. */
 const MAX_PASS_BYTES = 64 * 1024 * 1024;
 /** Delay before a lease handed back after a failed publish is tried again. */
 const REPUBLISH_DELAY_MS = 5000;
-
 export class Scheduler {
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
@@ -93,63 +95,76 @@ export class Scheduler {
     if (reclaimed > 0) {
       logger.warn({ recipients: reclaimed }, 'leases ran out, recipients scheduled again');
     }
-    const groups = await leaseDueRecipients(pool, {
+    const jobs = await leaseDueJobs(pool, {
       limit: this.options.batch,
       leaseMs: this.options.leaseMs,
       maxBytes: MAX_PASS_BYTES,
+      messagesPerJob: this.options.messagesPerJob,
+      jobsPerDomain: this.options.jobsPerDomain,
     });
-    if (groups.length === 0) {
+    if (jobs.length === 0) {
       return false;
     }
-    const bodies = await loadBodies(pool, [...new Set(groups.map((group) => group.queueId))]);
-    const overrides = await primaryHostsByDomain(pool, [
-      ...new Set(groups.map((group) => group.domain)),
-    ]);
-    await Promise.all(
-      groups.map((group) =>
-        this.publishJob(group, bodies.get(group.queueId), overrides.get(group.domain)),
-      ),
+    const queueIds = jobs.flatMap((job) => job.messages.map((message) => message.queueId));
+    const bodies = await loadBodies(pool, queueIds);
+    const overrides = await primaryHostsByDomain(pool, [...new Set(jobs.map((job) => job.domain))]);
+    await Promise.all(jobs.map((job) => this.publishJob(job, bodies, overrides.get(job.domain))));
+    const leased = jobs.reduce(
+      (sum, job) =>
+        sum + job.messages.reduce((count, message) => count + message.recipients.length, 0),
+      0,
     );
-    const leased = groups.reduce((sum, group) => sum + group.recipients.length, 0);
-    logger.debug({ jobs: groups.length, recipients: leased }, 'scheduler pass');
+    logger.debug({ jobs: jobs.length, recipients: leased }, 'scheduler pass');
     return leased >= this.options.batch;
   }
 
-  private async publishJob(group: LeasedGroup, body: Buffer | undefined, primaryHosts?: string[]) {
+  private async publishJob(job: LeasedJob, bodies: Map<string, Buffer>, primaryHosts?: string[]) {
     const { pool, broker, logger } = this.options;
-    const log = logger.child({ queueId: group.queueId, domain: group.domain });
-    if (!body) {
-      // NOTE: the bytes go only when every recipient is final, so this means a lost body;
-      // the recipients wait and are retried rather than being failed by the scheduler.
-      log.error('message bytes missing for a leased recipient');
-      await releaseLease(pool, group.leaseId, this.options.leaseMs);
+    const log = logger.child({ domain: job.domain, leaseId: job.leaseId });
+    const missing = job.messages.filter((message) => !bodies.has(message.queueId));
+    if (missing.length > 0) {
+      // NOTE: bytes are deleted only when every recipient is final, so this means a lost
+      // body; the recipients wait and are retried rather than being failed by the scheduler.
+      log.error(
+        { queueIds: missing.map((message) => message.queueId) },
+        'message bytes missing for a lease',
+      );
+      await releaseLease(pool, job.leaseId, this.options.leaseMs);
       return;
     }
-    const job: DeliveryJob = {
-      leaseId: group.leaseId,
-      leaseUntil: group.leaseUntil.getTime(),
-      queueId: group.queueId,
-      domain: group.domain,
-      sender: group.sender,
-      recipients: group.recipients.map((recipient) => ({
-        id: recipient.id,
-        address: recipient.address,
-        ...(recipient.notify
-          ? { notify: recipient.notify as DeliveryJob['recipients'][number]['notify'] }
-          : {}),
-        ...(recipient.orcpt ? { orcpt: recipient.orcpt } : {}),
-      })),
-      ...(group.ret ? { ret: group.ret } : {}),
-      ...(group.envid ? { envid: group.envid } : {}),
-      bodyType: group.bodyType === '8BITMIME' ? '8BITMIME' : '7BIT',
-      smtpUtf8: group.smtpUtf8,
+    const payloads = job.messages.map((message) => bodies.get(message.queueId) as Buffer);
+    const header: DeliveryJob = {
+      kind: 'delivery',
+      leaseId: job.leaseId,
+      leaseUntil: job.leaseUntil.getTime(),
+      domain: job.domain,
       primaryHosts: primaryHosts ?? [],
+      messages: job.messages.map((message, index) => ({
+        queueId: message.queueId,
+        sender: message.sender,
+        recipients: message.recipients.map((recipient) => ({
+          id: recipient.id,
+          address: recipient.address,
+          ...(recipient.notify
+            ? {
+                notify:
+                  recipient.notify as DeliveryJob['messages'][number]['recipients'][number]['notify'],
+              }
+            : {}),
+          ...(recipient.orcpt ? { orcpt: recipient.orcpt } : {}),
+        })),
+        ...(message.ret ? { ret: message.ret } : {}),
+        ...(message.envid ? { envid: message.envid } : {}),
+        bodyType: message.bodyType === '8BITMIME' ? '8BITMIME' : '7BIT',
+        smtpUtf8: message.smtpUtf8,
+        size: (payloads[index] as Buffer).length,
+      })),
     };
     try {
-      await broker.publish(QUEUE.deliveryJobs, encodeFrame(job, body));
+      await broker.publish(QUEUE.deliveryJobs, encodeFrame(header, Buffer.concat(payloads)));
     } catch (error) {
       log.warn({ err: error }, 'publishing a delivery job failed, lease handed back');
-      await releaseLease(pool, group.leaseId, REPUBLISH_DELAY_MS);
+      await releaseLease(pool, job.leaseId, REPUBLISH_DELAY_MS);
     }
   }
 }

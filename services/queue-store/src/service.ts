@@ -4,9 +4,11 @@
  */
 import { Broker } from '@secondary-mx/amqp';
 import { EXCHANGE, parseControlEvent, QUEUE } from '@secondary-mx/contracts';
-import { createPool, ensureDatabase, migrate } from '@secondary-mx/db';
+import { createPool, ensureDatabase, flushDomain, migrate } from '@secondary-mx/db';
 import type { Logger } from '@secondary-mx/logger';
+import type { BounceSettings } from './bounces.ts';
 import { createDomainsListHandler } from './domains-list.ts';
+import { Maintenance } from './maintenance.ts';
 import { createResultsHandler } from './results.ts';
 import { Scheduler } from './scheduler.ts';
 import type { QueueStoreSettings } from './settings.ts';
@@ -47,6 +49,24 @@ export async function startQueueStore(settings: QueueStoreSettings, logger: Logg
     intervalMs: settings.MX_SCHEDULER_INTERVAL,
     batch: settings.MX_SCHEDULER_BATCH,
     leaseMs: settings.MX_LEASE_TIME,
+    messagesPerJob: settings.MX_MESSAGES_PER_CONNECTION,
+    jobsPerDomain: settings.MX_DESTINATION_CONCURRENCY,
+  });
+  const bounces: BounceSettings = {
+    reportingMta: settings.MX_HOSTNAME,
+    fullContentLimit: settings.MX_BOUNCE_SIZE_LIMIT,
+    bounceLifetimeMs: settings.MX_BOUNCE_LIFETIME,
+  };
+  const probes = { minMs: settings.MX_PROBE_INTERVAL_MIN, maxMs: settings.MX_PROBE_INTERVAL_MAX };
+  const maintenance = new Maintenance({
+    pool,
+    broker,
+    logger,
+    intervalMs: Math.max(settings.MX_SCHEDULER_INTERVAL, 500),
+    bounces,
+    delayWarningsMs: settings.MX_DELAY_WARNINGS,
+    retentionMs: settings.MX_RETENTION,
+    probes,
   });
 
   broker.serve(
@@ -66,23 +86,33 @@ export async function startQueueStore(settings: QueueStoreSettings, logger: Logg
       pool,
       logger,
       backoff: { minMs: settings.MX_RETRY_MIN, maxMs: settings.MX_RETRY_MAX },
+      probes,
+      bounces,
+      onRecorded: () => scheduler.kick(),
     }),
     { prefetch: 64 },
   );
   broker.subscribe(EXCHANGE.control, (content) => {
     const event = parseControlEvent(content);
     if (event?.type === 'flush') {
-      logger.info({ domain: event.domain }, 'flush requested');
-      scheduler.kick();
+      void flushDomain(pool, event.domain).then(
+        (recipients) => {
+          logger.info({ domain: event.domain, recipients }, 'flush requested');
+          scheduler.kick();
+        },
+        (error: unknown) => logger.error({ err: error, domain: event.domain }, 'flush failed'),
+      );
     }
   });
 
   await broker.start();
   scheduler.start();
+  maintenance.start();
   logger.info('queue-store started');
 
   return {
     async stop() {
+      await maintenance.stop();
       await scheduler.stop();
       await broker.stop();
       await pool.end();

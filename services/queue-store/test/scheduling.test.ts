@@ -1,15 +1,20 @@
 import assert from 'node:assert/strict';
 import { after, before, beforeEach, test } from 'node:test';
+import type { DeliveryResult } from '@secondary-mx/contracts';
 import { newQueueId } from '@secondary-mx/contracts';
 import {
+  applyDeliveryOutcomes,
+  completeFinalMessages,
   createPool,
   ensureDatabase,
   insertMessage,
-  leaseDueRecipients,
+  type LeasedJob,
+  type LeaseOptions,
+  leaseDueJobs,
   migrate,
   type Pool,
   reclaimExpiredLeases,
-  recordDeliveryResult,
+  withTransaction,
 } from '@secondary-mx/db';
 import { createLogger } from '@secondary-mx/logger';
 import { testDatabase } from '@secondary-mx/testkit';
@@ -19,6 +24,38 @@ const database = testDatabase('scheduling');
 const backoff = { minMs: 60_000, maxMs: 3_600_000 };
 let pool: Pool;
 let otherPool: Pool;
+
+const LEASE: LeaseOptions = {
+  limit: 100,
+  leaseMs: 60_000,
+  maxBytes: 1e9,
+  messagesPerJob: 1,
+  jobsPerDomain: 1000,
+};
+
+/** Leases like the scheduler, one message per job unless options say otherwise. */
+async function lease(options: Partial<LeaseOptions> = {}, from = pool): Promise<LeasedJob[]> {
+  return leaseDueJobs(from, { ...LEASE, ...options });
+}
+
+/** Records a result the way queue-store does, in one transaction. */
+async function record(result: Omit<DeliveryResult, 'kind' | 'attemptedAt'>) {
+  return withTransaction(pool, async (client) => {
+    const changed = await applyDeliveryOutcomes(
+      client,
+      { kind: 'delivery', attemptedAt: Date.now(), ...result },
+      backoff,
+    );
+    await completeFinalMessages(client, [
+      ...new Set(result.outcomes.map((outcome) => outcome.queueId)),
+    ]);
+    return changed;
+  });
+}
+
+function recipientsOf(job: LeasedJob | undefined) {
+  return job?.messages.flatMap((message) => message.recipients) ?? [];
+}
 
 async function storeMessage(recipients: string[], body = 'Subject: x\r\n\r\nbody\r\n') {
   const queueId = newQueueId();
@@ -74,23 +111,67 @@ after(async () => {
 
 test('recipients are leased in groups of message and domain', async () => {
   const queueId = await storeMessage(['a@one.example', 'b@one.example', 'c@two.example']);
-  const groups = await leaseDueRecipients(pool, { limit: 100, leaseMs: 60_000, maxBytes: 1e9 });
-  assert.equal(groups.length, 2);
-  const one = groups.find((group) => group.domain === 'one.example');
-  const two = groups.find((group) => group.domain === 'two.example');
+  const jobs = await lease();
+  assert.equal(jobs.length, 2);
+  const one = jobs.find((job) => job.domain === 'one.example');
+  const two = jobs.find((job) => job.domain === 'two.example');
   assert.deepEqual(
-    one?.recipients.map((recipient) => recipient.address),
+    recipientsOf(one).map((recipient) => recipient.address),
     ['a@one.example', 'b@one.example'],
   );
   assert.deepEqual(
-    two?.recipients.map((recipient) => recipient.address),
+    recipientsOf(two).map((recipient) => recipient.address),
     ['c@two.example'],
   );
   assert.notEqual(one?.leaseId, two?.leaseId);
   const rows = await recipientRows(queueId);
   assert.ok(rows.every((row) => row.state === 'active'));
-  const again = await leaseDueRecipients(pool, { limit: 100, leaseMs: 60_000, maxBytes: 1e9 });
-  assert.equal(again.length, 0, 'an active recipient is not leased twice');
+  assert.equal((await lease()).length, 0, 'an active recipient is not leased twice');
+});
+
+test('messages of one domain share a job up to the per-job limit, in arrival order', async () => {
+  const queueIds: string[] = [];
+  for (let i = 0; i < 7; i++) {
+    queueIds.push(await storeMessage([`user${i}@one.example`]));
+  }
+  const jobs = await lease({ messagesPerJob: 3 });
+  assert.deepEqual(
+    jobs.map((job) => job.messages.length),
+    [3, 3, 1],
+  );
+  assert.deepEqual(
+    jobs.flatMap((job) => job.messages.map((message) => message.queueId)),
+    queueIds,
+  );
+});
+
+test('jobs in flight per domain never exceed the limit', async () => {
+  for (let i = 0; i < 20; i++) {
+    await storeMessage([`user${i}@one.example`]);
+    await storeMessage([`user${i}@two.example`]);
+  }
+  const first = await lease({ messagesPerJob: 2, jobsPerDomain: 3 });
+  const perDomain = (jobs: LeasedJob[], domain: string) =>
+    jobs.filter((job) => job.domain === domain).length;
+  assert.equal(perDomain(first, 'one.example'), 3);
+  assert.equal(perDomain(first, 'two.example'), 3);
+  assert.equal((await lease({ messagesPerJob: 2, jobsPerDomain: 3 })).length, 0, 'no slot is free');
+  const done = first.find((job) => job.domain === 'one.example') as LeasedJob;
+  await record({
+    leaseId: done.leaseId,
+    domain: 'one.example',
+    outcomes: done.messages.flatMap((message) =>
+      message.recipients.map((recipient) => ({
+        recipientId: recipient.id,
+        queueId: message.queueId,
+        status: 'delivered' as const,
+        reply: '250 ok',
+      })),
+    ),
+  });
+  const next = await lease({ messagesPerJob: 2, jobsPerDomain: 3 });
+  assert.equal(next.length, 1, 'one freed slot gives one job');
+  assert.equal(next[0]?.domain, 'one.example');
 });
 
 test('concurrent schedulers never lease one recipient twice', async () => {
@@ -98,34 +179,34 @@ test('concurrent schedulers never lease one recipient twice', async () => {
     await storeMessage([`user${i}@one.example`, `user${i}@two.example`]);
   }
   const leased: string[] = [];
-  const lease = async (from: Pool) => {
+  const drain = async (from: Pool) => {
     for (;;) {
-      const groups = await leaseDueRecipients(from, { limit: 7, leaseMs: 60_000, maxBytes: 1e9 });
-      if (groups.length === 0) {
+      const jobs = await lease({ limit: 7 }, from);
+      if (jobs.length === 0) {
         return;
       }
-      for (const group of groups) {
-        leased.push(...group.recipients.map((recipient) => recipient.id));
+      for (const job of jobs) {
+        leased.push(...recipientsOf(job).map((recipient) => recipient.id));
       }
     }
   };
-  await Promise.all([lease(pool), lease(otherPool), lease(pool), lease(otherPool)]);
+  await Promise.all([drain(pool), drain(otherPool), drain(pool), drain(otherPool)]);
   assert.equal(leased.length, 200);
   assert.equal(new Set(leased).size, 200);
 });
 
 test('expired lease puts the recipient back', async () => {
   const queueId = await storeMessage(['a@one.example']);
-  const [group] = await leaseDueRecipients(pool, { limit: 10, leaseMs: 50, maxBytes: 1e9 });
-  assert.ok(group);
+  const [job] = await lease({ leaseMs: 50 });
+  assert.ok(job);
   assert.equal(await reclaimExpiredLeases(pool), 0, 'a running lease stays');
   await new Promise((resolve) => setTimeout(resolve, 100));
   assert.equal(await reclaimExpiredLeases(pool), 1);
   const [row] = await recipientRows(queueId);
   assert.equal(row?.state, 'deferred');
-  const [again] = await leaseDueRecipients(pool, { limit: 10, leaseMs: 60_000, maxBytes: 1e9 });
-  assert.equal(again?.recipients[0]?.address, 'a@one.example');
-  assert.notEqual(again?.leaseId, group.leaseId);
+  const [again] = await lease();
+  assert.equal(recipientsOf(again)[0]?.address, 'a@one.example');
+  assert.notEqual(again?.leaseId, job.leaseId);
 });
 
 test('temporary failures back off exponentially up to the maximum', async () => {
@@ -135,25 +216,21 @@ test('temporary failures back off exponentially up to the maximum', async () => 
     await pool.query('UPDATE recipients SET next_attempt_at = now() WHERE message_id = $1', [
       queueId,
     ]);
-    const [group] = await leaseDueRecipients(pool, { limit: 10, leaseMs: 60_000, maxBytes: 1e9 });
-    assert.ok(group);
-    await recordDeliveryResult(
-      pool,
-      {
-        leaseId: group.leaseId,
-        queueId,
-        domain: group.domain,
-        attemptedAt: Date.now(),
-        outcomes: [
-          {
-            recipientId: group.recipients[0]?.id as string,
-            status: 'deferred',
-            reply: '451 4.3.0 busy',
-          },
-        ],
-      },
-      backoff,
-    );
+    const [job] = await lease();
+    assert.ok(job);
+    await record({
+      leaseId: job.leaseId,
+      domain: job.domain,
+      outcomes: [
+        {
+          recipientId: recipientsOf(job)[0]?.id as string,
+          queueId,
+          status: 'deferred',
+          reply: '451 4.3.0 busy',
+          failureKind: 'reply',
+        },
+      ],
+    });
     const [row] = await recipientRows(queueId);
     assert.equal(row?.state, 'deferred');
     assert.ok(
@@ -165,26 +242,24 @@ test('temporary failures back off exponentially up to the maximum', async () => 
 
 test('per-recipient outcomes are recorded and the body goes once all are final', async () => {
   const queueId = await storeMessage(['a@one.example', 'b@one.example', 'c@one.example']);
-  const [group] = await leaseDueRecipients(pool, { limit: 10, leaseMs: 60_000, maxBytes: 1e9 });
-  assert.ok(group);
-  const [a, b, c] = group.recipients.map((recipient) => recipient.id) as [string, string, string];
-  const result = (
-    outcomes: Parameters<typeof recordDeliveryResult>[1]['outcomes'],
-    leaseId: string,
-  ) =>
-    recordDeliveryResult(
-      pool,
-      { leaseId, queueId, domain: 'one.example', attemptedAt: Date.now(), outcomes },
-      backoff,
-    );
-  await result(
-    [
-      { recipientId: a, status: 'delivered', reply: '250 2.0.0 ok' },
-      { recipientId: b, status: 'deferred', reply: '450 4.2.1 try later' },
-      { recipientId: c, status: 'failed', reply: '550 5.1.1 no such user' },
+  const [job] = await lease();
+  assert.ok(job);
+  const [a, b, c] = recipientsOf(job).map((recipient) => recipient.id) as [string, string, string];
+  await record({
+    leaseId: job.leaseId,
+    domain: 'one.example',
+    outcomes: [
+      { recipientId: a, queueId, status: 'delivered', reply: '250 2.0.0 ok' },
+      {
+        recipientId: b,
+        queueId,
+        status: 'deferred',
+        reply: '450 4.2.1 try later',
+        failureKind: 'reply',
+      },
+      { recipientId: c, queueId, status: 'failed', reply: '550 5.1.1 no such user' },
     ],
-    group.leaseId,
-  );
+  });
   const rows = await recipientRows(queueId);
   assert.deepEqual(
     rows.map((row) => row.state),
@@ -198,9 +273,13 @@ test('per-recipient outcomes are recorded and the body goes once all are final',
   assert.equal(withBody.rows[0].has, true, 'the body stays while a recipient waits');
 
   await pool.query('UPDATE recipients SET next_attempt_at = now() WHERE id = $1', [b]);
-  const [retry] = await leaseDueRecipients(pool, { limit: 10, leaseMs: 60_000, maxBytes: 1e9 });
+  const [retry] = await lease();
   assert.ok(retry);
-  await result([{ recipientId: b, status: 'delivered', reply: '250 2.0.0 ok' }], retry.leaseId);
+  await record({
+    leaseId: retry.leaseId,
+    domain: 'one.example',
+    outcomes: [{ recipientId: b, queueId, status: 'delivered', reply: '250 2.0.0 ok' }],
+  });
   const done = await pool.query(
     'SELECT body IS NULL AS gone, completed_at IS NOT NULL AS completed FROM messages',
   );
@@ -210,37 +289,25 @@ test('per-recipient outcomes are recorded and the body goes once all are final',
 
 test('stale result cannot undo a newer lease, but a delivery always counts', async () => {
   const queueId = await storeMessage(['a@one.example']);
-  const [first] = await leaseDueRecipients(pool, { limit: 10, leaseMs: 1, maxBytes: 1e9 });
+  const [first] = await lease({ leaseMs: 1 });
   assert.ok(first);
   await new Promise((resolve) => setTimeout(resolve, 20));
   await reclaimExpiredLeases(pool);
-  const [second] = await leaseDueRecipients(pool, { limit: 10, leaseMs: 60_000, maxBytes: 1e9 });
+  const [second] = await lease();
   assert.ok(second);
-  const id = first.recipients[0]?.id as string;
-  const stale = await recordDeliveryResult(
-    pool,
-    {
-      leaseId: first.leaseId,
-      queueId,
-      domain: 'one.example',
-      attemptedAt: Date.now(),
-      outcomes: [{ recipientId: id, status: 'failed', reply: '550 5.1.1 gone' }],
-    },
-    backoff,
-  );
+  const id = recipientsOf(first)[0]?.id as string;
+  const stale = await record({
+    leaseId: first.leaseId,
+    domain: 'one.example',
+    outcomes: [{ recipientId: id, queueId, status: 'failed', reply: '550 5.1.1 gone' }],
+  });
   assert.equal(stale.length, 0);
   assert.equal((await recipientRows(queueId))[0]?.state, 'active');
-  const delivered = await recordDeliveryResult(
-    pool,
-    {
-      leaseId: first.leaseId,
-      queueId,
-      domain: 'one.example',
-      attemptedAt: Date.now(),
-      outcomes: [{ recipientId: id, status: 'delivered', reply: '250 ok' }],
-    },
-    backoff,
-  );
+  const delivered = await record({
+    leaseId: first.leaseId,
+    domain: 'one.example',
+    outcomes: [{ recipientId: id, queueId, status: 'delivered', reply: '250 ok' }],
+  });
   assert.equal(delivered.length, 1);
   assert.equal((await recipientRows(queueId))[0]?.state, 'delivered');
 });

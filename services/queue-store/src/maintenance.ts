@@ -1,0 +1,193 @@
+/**
+ * Periodic spool work besides scheduling: expiry at the end of the queue lifetime, delay
+ * warnings at the configured ages, probes of next hops that do not answer, and removal of
+ * final messages after the retention. Each step claims its rows with SKIP LOCKED, so several
+ * queue-store replicas can run it at once.
+ */
+import type { Broker } from '@secondary-mx/amqp';
+import { encodeFrame, type ProbeJob, QUEUE } from '@secondary-mx/contracts';
+import {
+  claimDelayWarnings,
+  claimDueProbes,
+  completeFinalMessages,
+  expireRecipients,
+  loadReportedMessages,
+  type Pool,
+  type PoolClient,
+  type ProbeIntervals,
+  primaryHostsByDomain,
+  purgeCompletedMessages,
+  type ReportedRecipient,
+  withTransaction,
+} from '@secondary-mx/db';
+import type { Logger } from '@secondary-mx/logger';
+import { type BounceSettings, type DsnEvent, queueDsn } from './bounces.ts';
+
+export interface MaintenanceOptions {
+  pool: Pool;
+  broker: Broker;
+  logger: Logger;
+  intervalMs: number;
+  bounces: BounceSettings;
+  delayWarningsMs: number[];
+  retentionMs: number;
+  probes: ProbeIntervals;
+}
+
+const BATCH = 500;
+const RETENTION_EVERY_MS = 60_000;
+/** A probe not run within this time is dropped by the worker; the next one replaces it. */
+const PROBE_DEADLINE_MS = 30_000;
+
+function groupByMessage(recipients: ReportedRecipient[]): Map<string, ReportedRecipient[]> {
+  const groups = new Map<string, ReportedRecipient[]>();
+  for (const recipient of recipients) {
+    groups.set(recipient.queueId, [...(groups.get(recipient.queueId) ?? []), recipient]);
+  }
+  return groups;
+}
+
+export class Maintenance {
+  private timer: NodeJS.Timeout | undefined;
+  private running: Promise<void> | undefined;
+  private stopped = false;
+  private lastRetention = 0;
+
+  constructor(private readonly options: MaintenanceOptions) {}
+
+  start(): void {
+    this.timer = setInterval(() => {
+      if (!this.running) {
+        this.running = this.pass().finally(() => {
+          this.running = undefined;
+        });
+      }
+    }, this.options.intervalMs);
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearInterval(this.timer);
+    await this.running;
+  }
+
+  async pass(): Promise<void> {
+    const steps: [string, () => Promise<void>][] = [
+      ['expiry', () => this.expire()],
+      ['delay warnings', () => this.warnDelays()],
+      ['probes', () => this.probe()],
+      ['retention', () => this.purge()],
+    ];
+    for (const [name, step] of steps) {
+      if (this.stopped) {
+        return;
+      }
+      try {
+        await step();
+      } catch (error) {
+        this.options.logger.error({ err: error, step: name }, 'maintenance step failed');
+      }
+    }
+  }
+
+  /** Reports one claimed batch: a DSN per message, inside the claiming transaction. */
+  private async report(
+    event: DsnEvent,
+    claim: (client: PoolClient) => Promise<ReportedRecipient[]>,
+  ): Promise<number> {
+    const { pool, logger, bounces } = this.options;
+    return withTransaction(pool, async (client) => {
+      const recipients = await claim(client);
+      const groups = groupByMessage(recipients);
+      const messages = await loadReportedMessages(client, [...groups.keys()]);
+      for (const [queueId, group] of groups) {
+        const message = messages.get(queueId);
+        if (!message) {
+          continue;
+        }
+        const log = logger.child({ queueId });
+        if (event === 'expired') {
+          log.info(
+            {
+              recipients: group.map((recipient) => recipient.address),
+              kind: message.kind,
+              dsnOf: message.dsnOf,
+            },
+            message.kind === 'dsn' ? 'DSN dropped: its lifetime ran out' : 'recipients expired',
+          );
+        }
+        await queueDsn(client, event, message, group, bounces, log);
+      }
+      if (event === 'expired') {
+        await completeFinalMessages(client, [...groups.keys()]);
+      }
+      return recipients.length;
+    });
+  }
+
+  private async expire(): Promise<void> {
+    while ((await this.report('expired', (client) => expireRecipients(client, BATCH))) === BATCH) {
+      // A full batch means more may be due.
+    }
+  }
+
+  private async warnDelays(): Promise<void> {
+    const ages = this.options.delayWarningsMs;
+    if (ages.length === 0) {
+      return;
+    }
+    while (
+      (await this.report('delayed', (client) => claimDelayWarnings(client, ages, BATCH))) === BATCH
+    ) {
+      // A full batch means more may be due.
+    }
+  }
+
+  private async probe(): Promise<void> {
+    const { pool, broker, logger, probes } = this.options;
+    if (!broker.connected) {
+      return;
+    }
+    const claimed = await claimDueProbes(pool, probes, BATCH);
+    if (claimed.length === 0) {
+      return;
+    }
+    const overrides = await primaryHostsByDomain(
+      pool,
+      claimed.map((probe) => probe.domain),
+    );
+    for (const probe of claimed) {
+      const job: ProbeJob = {
+        kind: 'probe',
+        probeId: probe.probeId,
+        domain: probe.domain,
+        primaryHosts: overrides.get(probe.domain) ?? [],
+        deadline: Date.now() + PROBE_DEADLINE_MS,
+      };
+      await broker.publish(QUEUE.deliveryJobs, encodeFrame(job));
+      logger.debug({ domain: probe.domain, probeId: probe.probeId }, 'probe sent');
+    }
+  }
+
+  private async purge(): Promise<void> {
+    if (Date.now() - this.lastRetention < RETENTION_EVERY_MS) {
+      return;
+    }
+    this.lastRetention = Date.now();
+    let removed = 0;
+    for (;;) {
+      const batch = await purgeCompletedMessages(
+        this.options.pool,
+        this.options.retentionMs,
+        BATCH,
+      );
+      removed += batch;
+      if (batch < BATCH) {
+        break;
+      }
+    }
+    if (removed > 0) {
+      this.options.logger.info({ messages: removed }, 'final messages removed after the retention');
+    }
+  }
+}
