@@ -84,6 +84,29 @@ export class NextHopResolver {
     return this.resolveFromDns(name);
   }
 
+  /**
+   * Resolves like resolve(), but returns a 4.4.3 verdict when the DNS lookups are still busy at
+   * `deadline` (epoch ms). The lookups go on in the background and fill the cache.
+   */
+  async resolveBefore(
+    domain: string,
+    primaryHosts: readonly string[],
+    deadline: number,
+  ): Promise<NextHopPlan> {
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<NextHopPlan>((resolve) => {
+      timer = setTimeout(
+        () => resolve(failed('dnsFailed', `DNS lookups for ${domain} timed out`)),
+        Math.max(0, deadline - Date.now()),
+      );
+    });
+    try {
+      return await Promise.race([this.resolve(domain, primaryHosts), timedOut]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
   private async resolveOverride(
     domain: string,
     primaryHosts: readonly string[],

@@ -3,7 +3,7 @@
  * settles that recipient; the others get the reply after the final dot, the MAIL FROM rejection,
  * or "deferred" when the session broke.
  */
-import type { JobRecipient } from '@secondary-mx/contracts';
+import type { JobMessage } from '@secondary-mx/contracts';
 import {
   classifyReply,
   type LocalFailure,
@@ -14,17 +14,25 @@ import {
 import type { TransactionResult } from './smtp-transaction.ts';
 
 export interface RecipientVerdict extends ReplyVerdict {
+  queueId: string;
   recipientId: string;
   address: string;
   /** Host name of the next hop that gave the reply; absent when no server replied. */
   remoteMta?: string;
   /** The session as `host[address]:port`, for log lines; absent when none was opened. */
   relay?: string;
+  /**
+   * Set on a delivered recipient: whether the next hop advertised DSN, so it got the NOTIFY,
+   * ORCPT, RET and ENVID parameters. When false, DSN duties for the recipient stay with us.
+   */
+  remoteDsn?: boolean;
 }
 
 export interface VerdictContext {
   host: string;
   relay: string;
+  /** Whether the server advertised DSN (RFC 3461) in its EHLO reply. */
+  dsn: boolean;
 }
 
 function remoteVerdict(
@@ -69,30 +77,43 @@ function verdictFor(
   }
 }
 
-/** Judges every recipient of a transaction. */
+/** Judges every recipient of one message's transaction. */
 export function judgeRecipients(
   result: TransactionResult,
-  recipients: readonly JobRecipient[],
+  message: JobMessage,
   context: VerdictContext,
 ): RecipientVerdict[] {
-  return recipients.map((recipient) => ({
-    recipientId: recipient.id,
-    address: recipient.address,
-    relay: context.relay,
-    ...verdictFor(recipient.address.trim(), result, context),
-  }));
+  return message.recipients.map((recipient) => {
+    const verdict: RecipientVerdict = {
+      queueId: message.queueId,
+      recipientId: recipient.id,
+      address: recipient.address,
+      relay: context.relay,
+      ...verdictFor(recipient.address.trim(), result, context),
+    };
+    if (verdict.status === 'delivered') {
+      verdict.remoteDsn = context.dsn;
+    }
+    return verdict;
+  });
 }
 
-/** Gives every recipient the same local verdict, for failures before any session was opened. */
+/**
+ * Gives every recipient of the messages the same local verdict, for failures outside a
+ * transaction (DNS, connect, lease).
+ */
 export function judgeAllLocally(
-  recipients: readonly JobRecipient[],
+  messages: readonly JobMessage[],
   failure: LocalFailure | ReplyVerdict,
   text = '',
 ): RecipientVerdict[] {
   const verdict = typeof failure === 'string' ? localVerdict(failure, text) : failure;
-  return recipients.map((recipient) => ({
-    recipientId: recipient.id,
-    address: recipient.address,
-    ...verdict,
-  }));
+  return messages.flatMap((message) =>
+    message.recipients.map((recipient) => ({
+      queueId: message.queueId,
+      recipientId: recipient.id,
+      address: recipient.address,
+      ...verdict,
+    })),
+  );
 }

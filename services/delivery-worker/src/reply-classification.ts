@@ -5,6 +5,7 @@
 import type { RecipientOutcome } from '@secondary-mx/contracts';
 
 export type DeliveryStatus = RecipientOutcome['status'];
+export type FailureKind = NonNullable<RecipientOutcome['failureKind']>;
 
 export interface ReplyVerdict {
   status: DeliveryStatus;
@@ -12,6 +13,12 @@ export interface ReplyVerdict {
   reply: string;
   /** RFC 3463 status code such as 4.2.1. */
   enhancedCode: string;
+  /**
+   * Set on every deferral: `reply` when a server replied, `connection` when we describe the
+   * failure ourselves because no server replied (DNS, connect, lost connection, lease, or an
+   * error in this worker).
+   */
+  failureKind?: FailureKind;
 }
 
 /** RFC 5321 section 4.2.1: the first digit of a reply code gives its class. */
@@ -50,6 +57,11 @@ export const LOCAL_FAILURES = {
   messageTooBig: { code: 552, enhancedCode: '5.3.4' },
   /** RFC 6531: a message that needs SMTPUTF8 must not go to a server that lacks the extension. */
   smtpUtf8Unsupported: { code: 550, enhancedCode: '5.6.7' },
+  /**
+   * The job's lease ran out before this message's transaction started (X.4.7 delivery time
+   * expired), so another lease may already carry the same recipients.
+   */
+  leaseExpired: { code: 451, enhancedCode: '4.4.7' },
   /** An unexpected error in this worker (X.3.0 other mail system status); it is logged. */
   internalError: { code: 451, enhancedCode: '4.3.0' },
   /** nodemailer rejected an address before sending it (X.1.3 bad destination mailbox syntax). */
@@ -116,19 +128,27 @@ export function classifyReply(parsed: ParsedReply): ReplyVerdict {
   const replyClass = String(parsed.code).charAt(0);
   const status = STATUS_BY_CLASS[replyClass];
   const known = status !== undefined;
-  return {
+  const verdict: ReplyVerdict = {
     status: status ?? UNKNOWN_CLASS.status,
     reply: truncate(`${parsed.code} ${parsed.text}`.trim()),
     enhancedCode: enhancedCodeFor(parsed, known ? replyClass : UNKNOWN_CLASS.enhancedClass),
   };
+  if (verdict.status === 'deferred') {
+    verdict.failureKind = 'reply';
+  }
+  return verdict;
 }
 
 /** Describes a failure that produced no remote reply, as a reply of our own. */
 export function localVerdict(failure: LocalFailure, text: string): ReplyVerdict {
   const { code, enhancedCode } = LOCAL_FAILURES[failure];
-  return {
+  const verdict: ReplyVerdict = {
     status: STATUS_BY_CLASS[String(code).charAt(0)] ?? UNKNOWN_CLASS.status,
     reply: truncate(`${code} ${enhancedCode} ${text}`),
     enhancedCode,
   };
+  if (verdict.status === 'deferred') {
+    verdict.failureKind = 'connection';
+  }
+  return verdict;
 }

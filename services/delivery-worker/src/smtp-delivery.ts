@@ -1,14 +1,18 @@
 /**
- * Delivers one stored message to its next hops over SMTP. For each hop in order it reuses an
- * idle session or connects to each address in turn. The first session that opens carries one
- * transaction, and every recipient is judged by its reply. When no session opens, every
- * recipient is deferred with a 4.4.1 reply that names each address tried.
+ * Delivers the messages of one job over one SMTP connection to the domain's next hops. The
+ * connection goes to the first address of the hops that accepts one and carries one transaction
+ * per message, in job order. It is closed with QUIT before deliverJob resolves, so a job has at
+ * most one connection open at a time and none once its result can be published.
+ *
+ * A connection lost in the middle of a job is replaced once, by trying the hops again in order.
+ * When that fails, or the second connection is lost too, the recipients of the messages left
+ * are deferred.
  */
-import type { DeliveryJob } from '@secondary-mx/contracts';
+import type { JobMessage } from '@secondary-mx/contracts';
 import type { Logger } from '@secondary-mx/logger';
-import type { ConnectionPool } from './connection-pool.ts';
 import type { NextHop } from './next-hop.ts';
 import { judgeAllLocally, judgeRecipients, type RecipientVerdict } from './recipient-verdicts.ts';
+import type { LocalFailure } from './reply-classification.ts';
 import {
   describeSessionError,
   openSession,
@@ -20,119 +24,314 @@ import { prepareEnvelope, sendMessage, type TransactionResult } from './smtp-tra
 export interface SmtpDeliveryOptions {
   heloName: string;
   connectTimeoutMs: number;
-  /** Maximum wait for one reply in milliseconds; the deadline of each delivery also applies. */
+  /** Maximum wait for one reply in milliseconds. */
   socketTimeoutMs: number;
+  /**
+   * Maximum time for one message in milliseconds, from the start of its turn to the reply after
+   * DATA. The first message's turn includes DNS and connect, a later one's RSET or a reconnect.
+   */
+  messageTimeoutMs: number;
 }
 
-/** Results after which the session is in a known state and may carry the next message. */
-const REUSABLE_RESULTS = new Set<TransactionResult['kind']>([
-  'completed',
-  'mailRejected',
-  'noRecipients',
-  'local',
-]);
+/** One message of a job with its bytes, cut from the frame payload. */
+export interface MessagePart {
+  message: JobMessage;
+  payload: Buffer;
+}
+
+export interface MessageOutcome {
+  message: JobMessage;
+  verdicts: RecipientVerdict[];
+  /** Milliseconds from the start of the message's turn to its verdicts. */
+  durationMs: number;
+}
+
+export interface JobDelivery {
+  /** One entry per message, in job order. */
+  outcomes: MessageOutcome[];
+  /** Each session opened for the job as `host[address]:port`, in order. */
+  relays: string[];
+}
+
+export interface JobContext {
+  leaseId: string;
+  domain: string;
+  /** Epoch milliseconds when the job started; the first message's turn starts then. */
+  startedAt: number;
+  /** Epoch milliseconds when the lease ends; no message starts or runs after it. */
+  leaseUntil: number;
+}
+
+/** Connections a job may open after its first one was lost. */
+const MAX_RECONNECTS = 1;
+
+type SessionChoice = { session: SmtpSession } | { failure: LocalFailure; text: string };
+
+/**
+ * Returns whether the session is ready for MAIL FROM without RSET: after a 2xx reply to the
+ * final dot the server has ended the transaction. Any other ending may leave an open envelope.
+ */
+function endedCleanly(result: TransactionResult): boolean {
+  return result.kind === 'completed' && result.reply.startsWith('2');
+}
+
+/** Shared state of one job's delivery. */
+interface JobRun {
+  context: JobContext;
+  parts: readonly MessagePart[];
+  hops: readonly NextHop[];
+  outcomes: MessageOutcome[];
+  relays: string[];
+  session: SmtpSession | undefined;
+  reconnects: number;
+  needsReset: boolean;
+}
 
 export class SmtpDelivery {
+  /** Sessions open now, so stop() can close them. */
+  private readonly sessions = new Set<SmtpSession>();
+  private stopped = false;
+
   constructor(
-    private readonly pool: ConnectionPool,
     private readonly options: SmtpDeliveryOptions,
     private readonly logger: Logger,
   ) {}
 
-  /** Delivers the message and returns one verdict per recipient; gives up at `deadline` (epoch ms). */
-  async deliver(
-    job: DeliveryJob,
-    payload: Buffer,
+  /** Returns the deadline (epoch ms) of a message turn that starts at `start`. */
+  deadlineFrom(start: number, leaseUntil: number): number {
+    return Math.min(start + this.options.messageTimeoutMs, leaseUntil);
+  }
+
+  /**
+   * Delivers the messages in order over one connection and returns one outcome per message.
+   * Resolves only after the connection is closed.
+   */
+  async deliverJob(
+    context: JobContext,
+    parts: readonly MessagePart[],
     hops: readonly NextHop[],
+  ): Promise<JobDelivery> {
+    const run: JobRun = {
+      context,
+      parts,
+      hops,
+      outcomes: [],
+      relays: [],
+      session: undefined,
+      reconnects: 0,
+      needsReset: false,
+    };
+    try {
+      for (let index = 0; index < parts.length; index++) {
+        const start = index === 0 ? context.startedAt : Date.now();
+        const settled = await this.deliverNext(run, index, start);
+        if (!settled) {
+          break;
+        }
+      }
+    } finally {
+      await run.session?.quit();
+    }
+    return { outcomes: run.outcomes, relays: run.relays };
+  }
+
+  /** Closes every open session at once and opens no new ones, so deliveries in flight defer. */
+  closeAll(): void {
+    this.stopped = true;
+    for (const session of this.sessions) {
+      session.close();
+    }
+  }
+
+  /**
+   * Delivers the message at `index`. Returns false when the recipients of it and of every later
+   * message were deferred instead, because the lease ran out or no connection is left.
+   */
+  private async deliverNext(run: JobRun, index: number, start: number): Promise<boolean> {
+    const part = run.parts[index] as MessagePart;
+    const { leaseUntil } = run.context;
+    if (Date.now() >= leaseUntil) {
+      this.deferRest(run, index, start, 'leaseExpired', 'lease ran out before delivery');
+      return false;
+    }
+    const deadline = this.deadlineFrom(start, leaseUntil);
+    const choice = await this.sessionFor(run, deadline);
+    if ('failure' in choice) {
+      this.deferRest(run, index, start, choice.failure, choice.text);
+      return false;
+    }
+    if (Date.now() >= leaseUntil) {
+      this.deferRest(run, index, start, 'leaseExpired', 'lease ran out before delivery');
+      return false;
+    }
+    const verdicts = await this.transact(run, choice.session, part, deadline);
+    run.outcomes.push({ message: part.message, verdicts, durationMs: Date.now() - start });
+    return true;
+  }
+
+  /** Gives the recipients of the message at `index` and of all later ones the same deferral. */
+  private deferRest(
+    run: JobRun,
+    index: number,
+    start: number,
+    failure: LocalFailure,
+    text: string,
+  ): void {
+    const durationMs = Date.now() - start;
+    for (const part of run.parts.slice(index)) {
+      const verdicts = judgeAllLocally([part.message], failure, text);
+      run.outcomes.push({ message: part.message, verdicts, durationMs });
+    }
+  }
+
+  /**
+   * Returns a session ready for the next transaction: the current one, after RSET when the last
+   * transaction needs it, or a new one when there is none yet or the current one was lost.
+   */
+  private async sessionFor(run: JobRun, deadline: number): Promise<SessionChoice> {
+    const current = run.session;
+    if (current && !current.closed && run.needsReset) {
+      await this.reset(run, current, deadline);
+    }
+    if (current && !current.closed) {
+      return { session: current };
+    }
+    return this.reconnect(run, current, deadline);
+  }
+
+  /** Sends RSET. A session that fails it is closed, so the caller reconnects. */
+  private async reset(run: JobRun, session: SmtpSession, deadline: number): Promise<void> {
+    const timeoutMs = Math.max(1, Math.min(this.options.socketTimeoutMs, deadline - Date.now()));
+    try {
+      await session.reset(timeoutMs);
+      run.needsReset = false;
+    } catch (error) {
+      this.logger.warn(
+        { err: error, leaseId: run.context.leaseId, relay: session.relay },
+        'RSET failed, the SMTP connection is dropped',
+      );
+      session.close();
+    }
+  }
+
+  /**
+   * Opens the job's first session, or replaces the lost one `current` while the job has a
+   * reconnect left.
+   */
+  private async reconnect(
+    run: JobRun,
+    current: SmtpSession | undefined,
     deadline: number,
-  ): Promise<RecipientVerdict[]> {
+  ): Promise<SessionChoice> {
+    if (current && run.reconnects >= MAX_RECONNECTS) {
+      return {
+        failure: 'connectionLost',
+        text: `connection to ${current.relay} was lost again, and a job reconnects only once`,
+      };
+    }
+    if (current) {
+      run.reconnects += 1;
+      this.logger.warn(
+        { leaseId: run.context.leaseId, domain: run.context.domain, relay: current.relay },
+        'SMTP connection lost during a job, reconnecting for the messages left',
+      );
+    }
     const attempts: string[] = [];
-    for (const hop of hops) {
-      const session =
-        (await this.reuseIdle(hop, deadline)) ?? (await this.connect(hop, deadline, attempts));
-      if (session) {
-        return this.transact(session, job, payload, deadline);
-      }
+    const session = await this.open(run.hops, deadline, attempts);
+    if (!session) {
+      const tried = attempts.length > 0 ? attempts.join('; ') : 'no address to try';
+      const after = current ? ` after the connection to ${current.relay} was lost` : '';
+      return {
+        failure: 'connectFailed',
+        text: `no connection to the next hops of ${run.context.domain}${after}: ${tried}`,
+      };
     }
-    const tried = attempts.length > 0 ? attempts.join('; ') : 'no address to try';
-    return judgeAllLocally(
-      job.recipients,
-      'connectFailed',
-      `no connection to the next hops of ${job.domain}: ${tried}`,
-    );
+    run.session = session;
+    run.needsReset = false;
+    run.relays.push(session.relay);
+    return { session };
   }
 
-  /** Takes an idle session to the hop and sends RSET on it; a session that fails RSET is dropped. */
-  private async reuseIdle(hop: NextHop, deadline: number): Promise<SmtpSession | undefined> {
-    let session = this.pool.take(hop.host, hop.port);
-    while (session) {
-      try {
-        await session.reset(Math.max(1, deadline - Date.now()));
-        return session;
-      } catch (error) {
-        // Routine when the server closed the idle session meanwhile: connect afresh.
-        this.logger.debug(
-          { err: error, relay: session.relay },
-          'idle SMTP session unusable, dropped',
-        );
-        this.pool.release(session, false);
-      }
-      session = this.pool.take(hop.host, hop.port);
-    }
-    return undefined;
-  }
-
-  /** Connect stage: tries each address of the hop in order until one session opens. */
-  private async connect(
-    hop: NextHop,
+  /** Connect stage: tries each address of each hop in order until one session opens. */
+  private async open(
+    hops: readonly NextHop[],
     deadline: number,
     attempts: string[],
   ): Promise<SmtpSession | undefined> {
-    for (const address of hop.addresses) {
-      const remaining = deadline - Date.now();
-      const relay = `${hop.host}[${address}]:${hop.port}`;
-      if (remaining <= 0) {
-        attempts.push(`${relay}: delivery timed out before connecting`);
-        return undefined;
-      }
-      const options: SessionOptions = {
-        heloName: this.options.heloName,
-        connectTimeoutMs: Math.min(this.options.connectTimeoutMs, remaining),
-        socketTimeoutMs: this.options.socketTimeoutMs,
-      };
-      try {
-        const session = await openSession({ host: hop.host, address, port: hop.port }, options);
-        this.pool.hold(session);
-        return session;
-      } catch (error) {
-        attempts.push(`${relay}: ${describeSessionError(error)}`);
+    for (const hop of hops) {
+      for (const address of hop.addresses) {
+        const relay = `${hop.host}[${address}]:${hop.port}`;
+        if (this.stopped) {
+          attempts.push(`${relay}: the delivery worker is stopping`);
+          return undefined;
+        }
+        const remaining = deadline - Date.now();
+        if (remaining <= 0) {
+          attempts.push(`${relay}: delivery timed out before connecting`);
+          return undefined;
+        }
+        const options: SessionOptions = {
+          heloName: this.options.heloName,
+          connectTimeoutMs: Math.min(this.options.connectTimeoutMs, remaining),
+          socketTimeoutMs: this.options.socketTimeoutMs,
+        };
+        try {
+          const session = await openSession({ host: hop.host, address, port: hop.port }, options);
+          this.track(session);
+          return session;
+        } catch (error) {
+          attempts.push(`${relay}: ${describeSessionError(error)}`);
+        }
       }
     }
     return undefined;
   }
 
-  /** Runs the envelope and data stages on a held session, classifies, then hands the session back. */
+  private track(session: SmtpSession): void {
+    this.sessions.add(session);
+    session.onEnd(() => this.sessions.delete(session));
+    if (this.stopped) {
+      session.close();
+    }
+  }
+
+  /** Runs the envelope and data stages of one message on the session and judges its recipients. */
   private async transact(
+    run: JobRun,
     session: SmtpSession,
-    job: DeliveryJob,
-    payload: Buffer,
+    part: MessagePart,
     deadline: number,
   ): Promise<RecipientVerdict[]> {
+    const context = {
+      host: session.target.host,
+      relay: session.relay,
+      dsn: session.parameters.supports('DSN'),
+    };
     let result: TransactionResult;
     try {
-      const prepared = prepareEnvelope(job, payload, session);
+      const prepared = prepareEnvelope(part.message, part.payload, session);
       result =
         'kind' in prepared
           ? prepared
-          : await sendMessage(session, prepared, payload, Math.max(1, deadline - Date.now()));
+          : await sendMessage(session, prepared, part.payload, Math.max(1, deadline - Date.now()));
     } catch (error) {
-      this.pool.release(session, false);
-      throw error;
+      // The session's state is unknown after an error of our own, so it is not used again.
+      this.logger.error(
+        { err: error, leaseId: run.context.leaseId, queueId: part.message.queueId },
+        'delivery failed unexpectedly, deferring the message',
+      );
+      session.close();
+      return judgeAllLocally(
+        [part.message],
+        'internalError',
+        'delivery failed in the delivery worker, will retry',
+      );
     }
-    this.pool.release(session, REUSABLE_RESULTS.has(result.kind));
-    return judgeRecipients(result, job.recipients, {
-      host: session.target.host,
-      relay: session.relay,
-    });
+    run.needsReset = !endedCleanly(result);
+    if (result.kind === 'lost') {
+      // A timed-out or broken session may still be open, but its replies can no longer be matched.
+      session.close();
+    }
+    return judgeRecipients(result, part.message, context);
   }
 }

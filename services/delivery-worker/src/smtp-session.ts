@@ -24,6 +24,12 @@ export interface SessionOptions {
 
 type SmtpError = SMTPConnection.SMTPError;
 
+/** One line of an SMTP dialogue: a command we sent or a reply the server gave. */
+export interface TranscriptLine {
+  from: 'client' | 'server';
+  text: string;
+}
+
 /** How long QUIT may take before the socket is closed anyway. */
 const QUIT_TIMEOUT_MS = 1000;
 
@@ -38,7 +44,7 @@ export class SmtpSession {
     readonly parameters: CommandParameters,
   ) {
     // nodemailer reports a broken session with 'error' and then 'end'; without a listener an
-    // 'error' on an idle session would crash the process.
+    // 'error' between two transactions would crash the process.
     connection.on('error', () => undefined);
     connection.once('end', () => {
       this.ended = true;
@@ -64,7 +70,10 @@ export class SmtpSession {
     return () => this.connection.off('end', listener);
   }
 
-  /** Sends RSET, so a reused session starts its next transaction clean (RFC 5321 section 4.1.1.5). */
+  /**
+   * Sends RSET, so the next transaction starts clean (RFC 5321 section 4.1.1.5). The session is
+   * closed when RSET fails or times out.
+   */
   reset(timeoutMs: number): Promise<void> {
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
@@ -109,10 +118,32 @@ export class SmtpSession {
   }
 }
 
+/**
+ * Returns a logger for nodemailer's `transactionLog` option that appends each command and
+ * reply, which nodemailer logs at debug level with `tnx` set to `client` or `server`.
+ */
+function transcriptLogger(transcript: TranscriptLine[]): SMTPConnection.Options['logger'] {
+  const ignore = () => undefined;
+  return {
+    level: ignore,
+    trace: ignore,
+    debug: (entry: { tnx?: unknown }, text: unknown) => {
+      if ((entry?.tnx === 'client' || entry?.tnx === 'server') && typeof text === 'string') {
+        transcript.push({ from: entry.tnx, text });
+      }
+    },
+    info: ignore,
+    warn: ignore,
+    error: ignore,
+    fatal: ignore,
+  };
+}
+
 function createConnection(
   target: SessionTarget,
   options: SessionOptions,
   useTls: boolean,
+  transcript: TranscriptLine[] | undefined,
 ): SMTPConnection {
   return new SMTPConnection({
     host: target.address,
@@ -128,7 +159,8 @@ function createConnection(
     opportunisticTLS: true,
     ignoreTLS: !useTls,
     tls: { rejectUnauthorized: false },
-    logger: false,
+    logger: transcript ? transcriptLogger(transcript) : false,
+    transactionLog: transcript !== undefined,
   });
 }
 
@@ -136,8 +168,9 @@ function connect(
   target: SessionTarget,
   options: SessionOptions,
   useTls: boolean,
+  transcript?: TranscriptLine[],
 ): Promise<SmtpSession> {
-  const connection = createConnection(target, options, useTls);
+  const connection = createConnection(target, options, useTls, transcript);
   const parameters = new CommandParameters(connection);
   return new Promise((resolve, reject) => {
     const onError = (error: SmtpError) => {
@@ -178,6 +211,18 @@ export async function openSession(
     }
     return connect(target, options, false);
   }
+}
+
+/**
+ * Opens a plaintext session for a probe: TCP connect, greeting and EHLO, without STARTTLS. The
+ * commands and replies are appended to `transcript`, also when the session fails to open.
+ */
+export function openProbeSession(
+  target: SessionTarget,
+  options: SessionOptions,
+  transcript: TranscriptLine[],
+): Promise<SmtpSession> {
+  return connect(target, options, false, transcript);
 }
 
 /** Describes why a session could not be opened, for the reply text. */

@@ -4,7 +4,7 @@
  * the replies it produced, before any recipient is judged.
  */
 
-import type { DeliveryJob } from '@secondary-mx/contracts';
+import type { JobMessage } from '@secondary-mx/contracts';
 import type SMTPConnection from 'nodemailer/lib/smtp-connection';
 import { dsnParameters, type TransactionParameters } from './command-parameters.ts';
 import type { LocalFailure } from './reply-classification.ts';
@@ -56,10 +56,10 @@ function hasNonAscii(bytes: Buffer | string): boolean {
  * Returns whether the message needs SMTPUTF8: a non-ASCII envelope address or header. An 8-bit
  * body alone needs only 8BITMIME (RFC 6531 and RFC 6532 cover addresses and headers).
  */
-export function needsSmtpUtf8(job: DeliveryJob, payload: Buffer): boolean {
+export function needsSmtpUtf8(message: JobMessage, payload: Buffer): boolean {
   if (
-    hasNonAscii(job.sender) ||
-    job.recipients.some((recipient) => hasNonAscii(recipient.address))
+    hasNonAscii(message.sender) ||
+    message.recipients.some((recipient) => hasNonAscii(recipient.address))
   ) {
     return true;
   }
@@ -73,11 +73,15 @@ export function needsSmtpUtf8(job: DeliveryJob, payload: Buffer): boolean {
  * parameters. Returns a local failure when the message needs SMTPUTF8 and the server lacks it.
  */
 export function prepareEnvelope(
-  job: DeliveryJob,
+  message: JobMessage,
   payload: Buffer,
   session: SmtpSession,
 ): PreparedEnvelope | Extract<TransactionResult, { kind: 'local' }> {
-  if (job.smtpUtf8 && !session.parameters.supports('SMTPUTF8') && needsSmtpUtf8(job, payload)) {
+  if (
+    message.smtpUtf8 &&
+    !session.parameters.supports('SMTPUTF8') &&
+    needsSmtpUtf8(message, payload)
+  ) {
     return {
       kind: 'local',
       failure: 'smtpUtf8Unsupported',
@@ -85,22 +89,22 @@ export function prepareEnvelope(
     };
   }
   const dsn =
-    job.ret !== undefined || job.envid !== undefined
-      ? { ret: job.ret, envid: job.envid }
+    message.ret !== undefined || message.envid !== undefined
+      ? { ret: message.ret, envid: message.envid }
       : undefined;
   const recipientParameters = new Map<string, string[]>();
-  for (const recipient of job.recipients) {
+  for (const recipient of message.recipients) {
     recipientParameters.set(recipient.address.trim(), dsnParameters(recipient));
   }
   return {
     envelope: {
-      from: job.sender,
-      to: job.recipients.map((recipient) => recipient.address),
+      from: message.sender,
+      to: message.recipients.map((recipient) => recipient.address),
       size: payload.length,
-      use8BitMime: job.bodyType === '8BITMIME',
+      use8BitMime: message.bodyType === '8BITMIME',
       dsn,
     },
-    parameters: { smtpUtf8: job.smtpUtf8, recipientParameters },
+    parameters: { smtpUtf8: message.smtpUtf8, recipientParameters },
   };
 }
 

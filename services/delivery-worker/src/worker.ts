@@ -1,12 +1,11 @@
 /**
- * Wires the delivery worker: DNS, next-hop selection, the SMTP connection pool and the
+ * Wires the delivery worker: DNS, next-hop selection, SMTP delivery and probes, and the
  * delivery.jobs consumer on RabbitMQ. main.ts runs it as a process and tests run it in-process.
  */
 import { Broker } from '@secondary-mx/amqp';
-import { type DeliveryResult, QUEUE } from '@secondary-mx/contracts';
+import { QUEUE, type Result } from '@secondary-mx/contracts';
 import type { Logger } from '@secondary-mx/logger';
 import { CompletedLeases } from './completed-leases.ts';
-import { ConnectionPool, DEFAULT_POOL_OPTIONS, type PoolOptions } from './connection-pool.ts';
 import { DnsLookup, type DnsLookupOptions } from './dns-lookup.ts';
 import { createJobHandler } from './job-handler.ts';
 import { NextHopResolver } from './next-hop.ts';
@@ -15,16 +14,15 @@ import type { WorkerSettings } from './settings.ts';
 import { SmtpDelivery } from './smtp-delivery.ts';
 
 export interface WorkerOptions {
-  pool?: Partial<PoolOptions>;
   dns?: Omit<DnsLookupOptions, 'servers'>;
-  /** How long stop() waits for deliveries in flight before it closes their sessions. */
+  /** How long stop() waits for jobs in flight before it closes their SMTP sessions. */
   stopTimeoutMs?: number;
 }
 
 export interface DeliveryWorker {
-  /** Connects to RabbitMQ, retrying until it succeeds, and consumes delivery jobs. */
+  /** Connects to RabbitMQ, retrying until it succeeds, and consumes delivery and probe jobs. */
   start(): Promise<void>;
-  /** Stops consuming, waits for deliveries in flight, then closes RabbitMQ and SMTP sessions. */
+  /** Stops consuming, waits for jobs in flight, then closes RabbitMQ and SMTP sessions. */
   stop(): Promise<void>;
 }
 
@@ -48,29 +46,33 @@ export function createDeliveryWorker(
   });
   const dns = new DnsLookup({ servers: settings.DNS_SERVERS, ...options.dns });
   const self = new SelfIdentity(settings.MX_SELF_NAMES, settings.MX_SMTP_LISTEN);
-  const pool = new ConnectionPool({ ...DEFAULT_POOL_OPTIONS, ...options.pool });
-  const smtpOptions = {
-    heloName: settings.MX_HOSTNAME,
-    connectTimeoutMs: settings.MX_CONNECT_TIMEOUT,
-    socketTimeoutMs: settings.MX_DELIVERY_TIMEOUT,
-  };
-  const smtp = new SmtpDelivery(pool, smtpOptions, logger);
+  const smtp = new SmtpDelivery(
+    {
+      heloName: settings.MX_HOSTNAME,
+      connectTimeoutMs: settings.MX_CONNECT_TIMEOUT,
+      socketTimeoutMs: settings.MX_DELIVERY_TIMEOUT,
+      messageTimeoutMs: settings.MX_DELIVERY_TIMEOUT,
+    },
+    logger,
+  );
   let stopping = false;
 
-  /** Publishes a result, retrying while RabbitMQ is away, until the lease ends or the worker stops. */
-  const publishResult = async (result: DeliveryResult, leaseUntil: number): Promise<void> => {
+  /** Publishes a result, retrying while RabbitMQ is away, until `retryUntil` or the worker stops. */
+  const publishResult = async (result: Result, retryUntil: number): Promise<void> => {
     const content = Buffer.from(JSON.stringify(result), 'utf8');
+    const ids =
+      result.kind === 'delivery' ? { leaseId: result.leaseId } : { probeId: result.probeId };
     for (let attempt = 1; ; attempt++) {
       try {
         await broker.publish(QUEUE.deliveryResults, content, { contentType: 'application/json' });
         return;
       } catch (error) {
-        if (stopping || Date.now() + PUBLISH_RETRY_MS >= leaseUntil) {
+        if (stopping || Date.now() + PUBLISH_RETRY_MS >= retryUntil) {
           throw error;
         }
         logger.warn(
-          { err: error, queueId: result.queueId, attempt },
-          'publishing a delivery result failed, retrying',
+          { err: error, ...ids, domain: result.domain, attempt },
+          `publishing a ${result.kind} result failed, retrying`,
         );
         await sleep(PUBLISH_RETRY_MS);
       }
@@ -80,10 +82,10 @@ export function createDeliveryWorker(
   const handler = createJobHandler({
     nextHops: new NextHopResolver(dns, self, settings.MX_DELIVERY_PORT),
     smtp,
+    probe: { heloName: settings.MX_HOSTNAME, connectTimeoutMs: settings.MX_CONNECT_TIMEOUT },
     completed: new CompletedLeases(),
     publishResult,
     logger,
-    deliveryTimeoutMs: settings.MX_DELIVERY_TIMEOUT,
   });
 
   return {
@@ -94,13 +96,13 @@ export function createDeliveryWorker(
       await broker.start();
       logger.info(
         { queue: broker.name(QUEUE.deliveryJobs), concurrency: settings.MX_DELIVERY_CONCURRENCY },
-        'consuming delivery jobs',
+        'consuming delivery and probe jobs',
       );
     },
     async stop() {
       stopping = true;
       await broker.stop(options.stopTimeoutMs ?? DEFAULT_STOP_TIMEOUT_MS);
-      await pool.closeAll();
+      smtp.closeAll();
       dns.cancel();
     },
   };

@@ -58,8 +58,25 @@ describe('reply classification', () => {
       status: 'deferred',
       reply: '451 4.4.6 mail for a.test loops back to myself',
       enhancedCode: '4.4.6',
+      failureKind: 'connection',
     });
     assert.equal(localVerdict('nullMx', 'x').status, 'failed');
+  });
+
+  test('sets failureKind on deferrals only', () => {
+    assert.equal(classify('450 4.2.1 Busy').failureKind, 'reply');
+    assert.equal(classify('354 go ahead').failureKind, 'reply');
+    assert.equal(classify('250 Ok').failureKind, undefined);
+    assert.equal(classify('550 5.1.1 Unknown').failureKind, undefined);
+    assert.equal(localVerdict('connectFailed', 'refused').failureKind, 'connection');
+    assert.equal(localVerdict('dnsFailed', 'timed out').failureKind, 'connection');
+    assert.equal(localVerdict('nullMx', 'x').failureKind, undefined);
+  });
+
+  test('reports an expired lease as 4.4.7', () => {
+    const verdict = localVerdict('leaseExpired', 'lease ran out before delivery');
+    assert.equal(verdict.reply, '451 4.4.7 lease ran out before delivery');
+    assert.equal(verdict.status, 'deferred');
   });
 });
 

@@ -1,12 +1,11 @@
 import assert from 'node:assert/strict';
 import { after, afterEach, beforeEach, describe, test } from 'node:test';
-import type { DeliveryJob } from '@secondary-mx/contracts';
+import type { JobMessage } from '@secondary-mx/contracts';
 import { DISCONNECT, FakePrimary, startFakePrimary } from '@secondary-mx/testkit';
-import { ConnectionPool } from '../src/connection-pool.ts';
 import type { NextHop } from '../src/next-hop.ts';
 import type { RecipientVerdict } from '../src/recipient-verdicts.ts';
-import { SmtpDelivery } from '../src/smtp-delivery.ts';
-import { recordingLogger } from './support.ts';
+import { type JobDelivery, type MessagePart, SmtpDelivery } from '../src/smtp-delivery.ts';
+import { recordingLogger, waitFor } from './support.ts';
 
 const HELO_NAME = 'mx2.ourmx.test';
 const PRIMARY_HOST = 'primary.member.test';
@@ -20,22 +19,24 @@ const PAYLOAD = Buffer.concat([
   Buffer.from('\r\n.leading dot\r\n.\r\n..two dots\r\nlast line\r\n', 'ascii'),
 ]);
 
-let jobCounter = 0;
+let messageCounter = 0;
 
-function makeJob(overrides: Partial<DeliveryJob> = {}): DeliveryJob {
-  jobCounter += 1;
+/** Returns a message with size 0, which part() replaces with the payload length. */
+function makeMessage(overrides: Partial<JobMessage> = {}): JobMessage {
+  messageCounter += 1;
   return {
-    leaseId: `lease-${jobCounter}`,
-    leaseUntil: Date.now() + 60_000,
-    queueId: `QUEUE${jobCounter}`,
-    domain: 'member.test',
+    queueId: `QUEUE${messageCounter}`,
     sender: 'alice@sender.test',
-    recipients: [{ id: `r${jobCounter}`, address: 'bob@member.test' }],
+    recipients: [{ id: `r${messageCounter}`, address: 'bob@member.test' }],
     bodyType: '8BITMIME',
     smtpUtf8: false,
-    primaryHosts: [],
+    size: 0,
     ...overrides,
   };
+}
+
+function part(message: JobMessage, payload = PAYLOAD): MessagePart {
+  return { message: { ...message, size: payload.length }, payload };
 }
 
 function hopTo(primary: FakePrimary, addresses = ['127.0.0.1'], host = PRIMARY_HOST): NextHop {
@@ -49,7 +50,6 @@ function byAddress(verdicts: RecipientVerdict[], address: string): RecipientVerd
 }
 
 let primary: FakePrimary;
-let pool: ConnectionPool;
 let delivery: SmtpDelivery;
 const primaries: FakePrimary[] = [];
 
@@ -61,23 +61,54 @@ async function extraPrimary(
   return started;
 }
 
-function createDelivery(sessions: ConnectionPool): SmtpDelivery {
-  const options = { heloName: HELO_NAME, connectTimeoutMs: 2000, socketTimeoutMs: 10_000 };
-  return new SmtpDelivery(sessions, options, recordingLogger([]));
+function createDelivery(messageTimeoutMs = 10_000): SmtpDelivery {
+  const options = {
+    heloName: HELO_NAME,
+    connectTimeoutMs: 2000,
+    socketTimeoutMs: 10_000,
+    messageTimeoutMs,
+  };
+  return new SmtpDelivery(options, recordingLogger([]));
 }
 
-function deliver(job: DeliveryJob, hops: NextHop[], payload = PAYLOAD, timeoutMs = 10_000) {
-  return delivery.deliver(job, payload, hops, Date.now() + timeoutMs);
+/** Delivers the parts as one job whose lease ends `leaseMs` from now. */
+function deliverJob(parts: MessagePart[], hops: NextHop[], leaseMs = 60_000): Promise<JobDelivery> {
+  const startedAt = Date.now();
+  const context = {
+    leaseId: `lease-${messageCounter}`,
+    domain: 'member.test',
+    startedAt,
+    leaseUntil: startedAt + leaseMs,
+  };
+  return delivery.deliverJob(context, parts, hops);
+}
+
+/** Delivers one message as a job of its own and returns its verdicts. */
+async function deliver(
+  message: JobMessage,
+  hops: NextHop[],
+  payload = PAYLOAD,
+  leaseMs = 60_000,
+): Promise<RecipientVerdict[]> {
+  const { outcomes } = await deliverJob([part(message, payload)], hops, leaseMs);
+  assert.equal(outcomes.length, 1);
+  return outcomes[0]?.verdicts ?? [];
+}
+
+/** Returns the verdicts of message `index` of a job. */
+function verdictsOf(result: JobDelivery, index: number): RecipientVerdict[] {
+  const outcome = result.outcomes[index];
+  assert.ok(outcome, `no outcome for message ${index}`);
+  return outcome.verdicts;
 }
 
 beforeEach(async () => {
   primary = await extraPrimary({ size: 10_000_000 });
-  pool = new ConnectionPool({ idleTimeoutMs: 5000, maxTransactions: 100 });
-  delivery = createDelivery(pool);
+  delivery = createDelivery();
 });
 
 afterEach(async () => {
-  await pool.closeAll();
+  delivery.closeAll();
   await Promise.all(primaries.splice(0).map((entry) => entry.stop()));
 });
 
@@ -96,14 +127,14 @@ describe('SMTP delivery', () => {
       }
       return undefined;
     };
-    const job = makeJob({
+    const message = makeMessage({
       recipients: [
         { id: 'r-ok', address: 'ok@member.test' },
         { id: 'r-busy', address: 'busy@member.test' },
         { id: 'r-nouser', address: 'nouser@member.test' },
       ],
     });
-    const verdicts = await deliver(job, [hopTo(primary)]);
+    const verdicts = await deliver(message, [hopTo(primary)]);
 
     const ok = byAddress(verdicts, 'ok@member.test');
     assert.equal(ok.status, 'delivered');
@@ -112,24 +143,30 @@ describe('SMTP delivery', () => {
     assert.equal(ok.enhancedCode, '2.0.0', 'derived from the class when the server gave none');
     assert.equal(ok.remoteMta, PRIMARY_HOST);
     assert.equal(ok.relay, `${PRIMARY_HOST}[127.0.0.1]:${primary.port}`);
+    assert.equal(ok.queueId, message.queueId);
+    assert.equal(ok.failureKind, undefined);
+    assert.equal(ok.remoteDsn, false, 'the primary did not advertise DSN');
 
     const busy = byAddress(verdicts, 'busy@member.test');
     assert.equal(busy.status, 'deferred');
     assert.equal(busy.reply, '450 4.2.1 Mailbox busy, try later');
     assert.equal(busy.enhancedCode, '4.2.1');
     assert.equal(busy.remoteMta, PRIMARY_HOST);
+    assert.equal(busy.failureKind, 'reply');
+    assert.equal(busy.remoteDsn, undefined);
 
     const nouser = byAddress(verdicts, 'nouser@member.test');
     assert.equal(nouser.status, 'failed');
     assert.equal(nouser.reply, '550 5.1.1 No such user here');
     assert.equal(nouser.enhancedCode, '5.1.1');
+    assert.equal(nouser.failureKind, undefined);
 
     assert.equal(primary.messages.length, 1);
     assert.deepEqual(primary.messages[0]?.rcptTo, ['ok@member.test']);
   });
 
   test('sends the stored bytes unchanged', async () => {
-    const verdicts = await deliver(makeJob(), [hopTo(primary)]);
+    const verdicts = await deliver(makeMessage(), [hopTo(primary)]);
     assert.equal(verdicts[0]?.status, 'delivered');
     const received = primary.messages[0];
     assert.ok(received);
@@ -138,7 +175,7 @@ describe('SMTP delivery', () => {
   });
 
   test('sends the original envelope and parameters', async () => {
-    await deliver(makeJob({ sender: 'alice@sender.test' }), [hopTo(primary)]);
+    await deliver(makeMessage({ sender: 'alice@sender.test' }), [hopTo(primary)]);
     const received = primary.messages[0];
     assert.ok(received);
     assert.equal(received.heloName, HELO_NAME);
@@ -150,7 +187,7 @@ describe('SMTP delivery', () => {
 
   test('omits BODY for a 7-bit message', async () => {
     await deliver(
-      makeJob({ bodyType: '7BIT' }),
+      makeMessage({ bodyType: '7BIT' }),
       [hopTo(primary)],
       Buffer.from('Subject: x\r\n\r\nhello\r\n'),
     );
@@ -158,14 +195,14 @@ describe('SMTP delivery', () => {
   });
 
   test('delivers the null sender as <>', async () => {
-    const verdicts = await deliver(makeJob({ sender: '' }), [hopTo(primary)]);
+    const verdicts = await deliver(makeMessage({ sender: '' }), [hopTo(primary)]);
     assert.equal(verdicts[0]?.status, 'delivered');
     assert.equal(primary.messages[0]?.mailFrom, '');
   });
 
   test('sends SMTPUTF8 for a UTF-8 header with ASCII addresses', async () => {
     const payload = Buffer.from('Subject: grüße\r\n\r\nbody\r\n', 'utf8');
-    const verdicts = await deliver(makeJob({ smtpUtf8: true }), [hopTo(primary)], payload);
+    const verdicts = await deliver(makeMessage({ smtpUtf8: true }), [hopTo(primary)], payload);
     assert.equal(verdicts[0]?.status, 'delivered');
     assert.equal(primary.messages[0]?.mailParameters.SMTPUTF8, true);
   });
@@ -173,7 +210,7 @@ describe('SMTP delivery', () => {
   test('fails SMTPUTF8 mail to a server without it', async () => {
     const plain = await extraPrimary({ hideSmtpUtf8: true });
     const payload = Buffer.from('Subject: grüße\r\n\r\nbody\r\n', 'utf8');
-    const verdicts = await deliver(makeJob({ smtpUtf8: true }), [hopTo(plain)], payload);
+    const verdicts = await deliver(makeMessage({ smtpUtf8: true }), [hopTo(plain)], payload);
     assert.equal(verdicts[0]?.status, 'failed');
     assert.equal(verdicts[0]?.enhancedCode, '5.6.7');
     assert.equal(plain.messages.length, 0);
@@ -181,7 +218,7 @@ describe('SMTP delivery', () => {
 
   test('passes DSN parameters on', async () => {
     const dsn = await extraPrimary({ dsn: true });
-    const job = makeJob({
+    const message = makeMessage({
       ret: 'HDRS',
       envid: 'env+id=1',
       recipients: [
@@ -193,7 +230,9 @@ describe('SMTP delivery', () => {
         },
       ],
     });
-    await deliver(job, [hopTo(dsn)]);
+    const verdicts = await deliver(message, [hopTo(dsn)]);
+    assert.equal(verdicts[0]?.status, 'delivered');
+    assert.equal(verdicts[0]?.remoteDsn, true);
     const received = dsn.messages[0];
     assert.ok(received);
     assert.equal(received.mailParameters.RET, 'HDRS');
@@ -206,13 +245,13 @@ describe('SMTP delivery', () => {
 
   test('applies the MAIL FROM reply to all recipients', async () => {
     primary.onMail = () => ({ code: 553, message: '5.7.1 Sender rejected' });
-    const job = makeJob({
+    const message = makeMessage({
       recipients: [
         { id: 'r1', address: 'one@member.test' },
         { id: 'r2', address: 'two@member.test' },
       ],
     });
-    const verdicts = await deliver(job, [hopTo(primary)]);
+    const verdicts = await deliver(message, [hopTo(primary)]);
     for (const verdict of verdicts) {
       assert.equal(verdict.status, 'failed');
       assert.equal(verdict.reply, '553 5.7.1 Sender rejected');
@@ -222,13 +261,13 @@ describe('SMTP delivery', () => {
 
   test('fails all recipients on 5xx after DATA', async () => {
     primary.onData = () => ({ code: 554, message: '5.6.0 Content rejected' });
-    const job = makeJob({
+    const message = makeMessage({
       recipients: [
         { id: 'r1', address: 'one@member.test' },
         { id: 'r2', address: 'two@member.test' },
       ],
     });
-    const verdicts = await deliver(job, [hopTo(primary)]);
+    const verdicts = await deliver(message, [hopTo(primary)]);
     assert.equal(verdicts.length, 2);
     for (const verdict of verdicts) {
       assert.equal(verdict.status, 'failed');
@@ -239,7 +278,7 @@ describe('SMTP delivery', () => {
 
   test('defers all recipients on 4xx after DATA', async () => {
     primary.onData = () => ({ code: 451, message: 'Try again' });
-    const verdicts = await deliver(makeJob(), [hopTo(primary)]);
+    const verdicts = await deliver(makeMessage(), [hopTo(primary)]);
     assert.equal(verdicts[0]?.status, 'deferred');
     assert.equal(verdicts[0]?.reply, '451 Try again');
     assert.equal(verdicts[0]?.enhancedCode, '4.0.0');
@@ -249,13 +288,13 @@ describe('SMTP delivery', () => {
     primary.onRcpt = (address) =>
       address.startsWith('nouser') ? { code: 550, message: '5.1.1 No such user' } : undefined;
     primary.onData = () => ({ code: 452, message: '4.3.1 Disk full' });
-    const job = makeJob({
+    const message = makeMessage({
       recipients: [
         { id: 'r1', address: 'ok@member.test' },
         { id: 'r2', address: 'nouser@member.test' },
       ],
     });
-    const verdicts = await deliver(job, [hopTo(primary)]);
+    const verdicts = await deliver(message, [hopTo(primary)]);
     assert.equal(byAddress(verdicts, 'ok@member.test').reply, '452 4.3.1 Disk full');
     assert.equal(byAddress(verdicts, 'ok@member.test').status, 'deferred');
     assert.equal(byAddress(verdicts, 'nouser@member.test').status, 'failed');
@@ -263,7 +302,7 @@ describe('SMTP delivery', () => {
 
   test('defers on a connection lost after DATA', async () => {
     primary.onData = () => DISCONNECT;
-    const verdicts = await deliver(makeJob(), [hopTo(primary)]);
+    const verdicts = await deliver(makeMessage(), [hopTo(primary)]);
     assert.equal(verdicts[0]?.status, 'deferred');
     assert.equal(verdicts[0]?.enhancedCode, '4.4.2');
     assert.match(verdicts[0]?.reply ?? '', /^451 4\.4\.2 .*primary\.member\.test\[127\.0\.0\.1\]/);
@@ -271,13 +310,13 @@ describe('SMTP delivery', () => {
 
   test('defers all recipients when the connection is refused', async () => {
     const down = await FakePrimary.create();
-    const job = makeJob({
+    const message = makeMessage({
       recipients: [
         { id: 'r1', address: 'one@member.test' },
         { id: 'r2', address: 'two@member.test' },
       ],
     });
-    const verdicts = await deliver(job, [hopTo(down)]);
+    const verdicts = await deliver(message, [hopTo(down)]);
     assert.equal(verdicts.length, 2);
     for (const verdict of verdicts) {
       assert.equal(verdict.status, 'deferred');
@@ -288,6 +327,7 @@ describe('SMTP delivery', () => {
       );
       assert.match(verdict.reply, /ECONNREFUSED/);
       assert.equal(verdict.remoteMta, undefined);
+      assert.equal(verdict.failureKind, 'connection');
     }
   });
 
@@ -298,7 +338,7 @@ describe('SMTP delivery', () => {
       hopTo(down, ['127.0.0.1'], 'down.member.test'),
       hopTo(primary, ['127.0.0.2', '127.0.0.1']),
     ];
-    const verdicts = await deliver(makeJob(), hops);
+    const verdicts = await deliver(makeMessage(), hops);
     assert.equal(verdicts[0]?.status, 'delivered');
     assert.equal(verdicts[0]?.relay, `${PRIMARY_HOST}[127.0.0.1]:${primary.port}`);
   });
@@ -306,90 +346,269 @@ describe('SMTP delivery', () => {
   test('delivers once a down primary is back', async () => {
     const later = await FakePrimary.create();
     primaries.push(later);
-    const first = await deliver(makeJob(), [hopTo(later)]);
+    const first = await deliver(makeMessage(), [hopTo(later)]);
     assert.equal(first[0]?.status, 'deferred');
     await later.start();
-    const second = await deliver(makeJob(), [hopTo(later)]);
+    const second = await deliver(makeMessage(), [hopTo(later)]);
     assert.equal(second[0]?.status, 'delivered');
     assert.equal(later.messages.length, 1);
   });
 
   test('defers when the delivery times out', async () => {
+    delivery = createDelivery(500);
     primary.onData = () => new Promise(() => undefined);
     const started = Date.now();
-    const verdicts = await deliver(makeJob(), [hopTo(primary)], PAYLOAD, 500);
+    const verdicts = await deliver(makeMessage(), [hopTo(primary)]);
     assert.ok(Date.now() - started < 3000, 'the deadline was not enforced');
     assert.equal(verdicts[0]?.status, 'deferred');
     assert.equal(verdicts[0]?.enhancedCode, '4.4.2');
     assert.match(verdicts[0]?.reply ?? '', /timed out/);
+    assert.equal(verdicts[0]?.failureKind, 'connection');
   });
 
   test('fails a message over the SIZE limit', async () => {
     const small = await extraPrimary({ size: 100 });
-    const verdicts = await deliver(makeJob(), [hopTo(small)]);
+    const verdicts = await deliver(makeMessage(), [hopTo(small)]);
     assert.equal(verdicts[0]?.status, 'failed');
     assert.equal(verdicts[0]?.enhancedCode, '5.3.4');
     assert.equal(small.messages.length, 0);
   });
 });
 
-describe('connection reuse', () => {
-  test('two messages share one connection', async () => {
-    await deliver(makeJob(), [hopTo(primary)]);
-    await deliver(makeJob(), [hopTo(primary)]);
+describe('one connection per job', () => {
+  test('delivers all messages over one session', async () => {
+    const payloads = [1, 2, 3].map((n) =>
+      Buffer.from(`Subject: message ${n}\r\n\r\nbody ${n}\r\n`),
+    );
+    const parts = payloads.map((payload, n) =>
+      part(
+        makeMessage({
+          bodyType: '7BIT',
+          recipients: [{ id: `r-one-${n}`, address: `user${n}@member.test` }],
+        }),
+        payload,
+      ),
+    );
+    const result = await deliverJob(parts, [hopTo(primary)]);
+
+    assert.equal(result.outcomes.length, 3);
+    result.outcomes.forEach((outcome, n) => {
+      assert.equal(outcome.message.queueId, parts[n]?.message.queueId);
+      assert.equal(outcome.verdicts[0]?.status, 'delivered', `message ${n}`);
+      assert.equal(outcome.verdicts[0]?.queueId, parts[n]?.message.queueId);
+    });
+    assert.equal(primary.messages.length, 3);
+    primary.messages.forEach((received, n) => {
+      assert.ok(received.raw.equals(payloads[n] as Buffer), `bytes of message ${n}`);
+      assert.deepEqual(received.rcptTo, [`user${n}@member.test`]);
+    });
+    assert.equal(new Set(primary.messages.map((received) => received.sessionId)).size, 1);
+    assert.equal(primary.totalSessions, 1);
+    assert.deepEqual(result.relays, [`${PRIMARY_HOST}[127.0.0.1]:${primary.port}`]);
+    await waitFor(() => primary.currentSessions === 0, 'the session to close', 1000);
+  });
+
+  test('opens a new session for each job', async () => {
+    await deliver(makeMessage(), [hopTo(primary)]);
+    await deliver(makeMessage(), [hopTo(primary)]);
     assert.equal(primary.messages.length, 2);
-    assert.equal(primary.totalSessions, 1);
-    assert.equal(primary.messages[0]?.sessionId, primary.messages[1]?.sessionId);
+    assert.equal(primary.totalSessions, 2);
+    await waitFor(() => primary.currentSessions === 0, 'the sessions to close', 1000);
   });
 
-  test('reuses after a rejected transaction', async () => {
-    primary.onMail = (sender) =>
-      sender === 'spam@sender.test' ? { code: 550, message: 'No' } : undefined;
-    await deliver(makeJob({ sender: 'spam@sender.test' }), [hopTo(primary)]);
-    const verdicts = await deliver(makeJob(), [hopTo(primary)]);
-    assert.equal(verdicts[0]?.status, 'delivered');
+  test('sends RSET after a rejected transaction', async () => {
+    // Without RSET the open envelope of the first message would make the server reject the
+    // second MAIL FROM as a nested transaction.
+    primary.onRcpt = (address) =>
+      address.startsWith('nouser') ? { code: 550, message: '5.1.1 No such user' } : undefined;
+    const rejected = makeMessage({ recipients: [{ id: 'r-no', address: 'nouser@member.test' }] });
+    const accepted = makeMessage({ recipients: [{ id: 'r-yes', address: 'yes@member.test' }] });
+    const result = await deliverJob([part(rejected), part(accepted)], [hopTo(primary)]);
+    assert.equal(verdictsOf(result, 0)[0]?.status, 'failed');
+    assert.equal(verdictsOf(result, 1)[0]?.status, 'delivered');
     assert.equal(primary.totalSessions, 1);
   });
 
-  test('concurrent messages use separate connections', async () => {
+  test('judges recipients across messages', async () => {
+    primary.onRcpt = (address) => {
+      if (address.startsWith('busy')) {
+        return { code: 450, message: '4.2.1 Mailbox busy' };
+      }
+      return address.startsWith('nouser')
+        ? { code: 550, message: '5.1.1 No such user' }
+        : undefined;
+    };
+
+    const first = makeMessage({
+      recipients: [
+        { id: 'r-a', address: 'ok@member.test' },
+        { id: 'r-b', address: 'busy@member.test' },
+      ],
+    });
+    const second = makeMessage({
+      recipients: [
+        { id: 'r-c', address: 'nouser@member.test' },
+        { id: 'r-d', address: 'ok2@member.test' },
+      ],
+    });
+    const result = await deliverJob([part(first), part(second)], [hopTo(primary)]);
+
+    const all = result.outcomes.flatMap((outcome) => outcome.verdicts);
+    assert.equal(byAddress(all, 'ok@member.test').status, 'delivered');
+    assert.equal(byAddress(all, 'ok@member.test').queueId, first.queueId);
+    assert.equal(byAddress(all, 'busy@member.test').status, 'deferred');
+    assert.equal(byAddress(all, 'busy@member.test').failureKind, 'reply');
+    assert.equal(byAddress(all, 'nouser@member.test').status, 'failed');
+    assert.equal(byAddress(all, 'nouser@member.test').queueId, second.queueId);
+    assert.equal(byAddress(all, 'ok2@member.test').status, 'delivered');
+    assert.equal(primary.totalSessions, 1);
+  });
+
+  test('reconnects once after a lost connection', async () => {
+    primary.onData = (received) =>
+      received.rcptTo.includes('two@member.test') ? DISCONNECT : undefined;
+    const messages = ['one', 'two', 'three'].map((name) =>
+      makeMessage({ recipients: [{ id: `r-${name}`, address: `${name}@member.test` }] }),
+    );
+    const result = await deliverJob(
+      messages.map((message) => part(message)),
+      [hopTo(primary)],
+    );
+
+    assert.equal(verdictsOf(result, 0)[0]?.status, 'delivered');
+    const lost = verdictsOf(result, 1)[0];
+    assert.equal(lost?.status, 'deferred');
+    assert.equal(lost?.enhancedCode, '4.4.2');
+    assert.equal(lost?.failureKind, 'connection');
+    assert.equal(verdictsOf(result, 2)[0]?.status, 'delivered');
+    assert.equal(primary.totalSessions, 2);
+    assert.equal(result.relays.length, 2);
+    const sessions = primary.messages.map((received) => received.sessionId);
+    assert.equal(sessions.length, 2);
+    assert.notEqual(sessions[0], sessions[1], 'the third message came over a new session');
+    await waitFor(() => primary.currentSessions === 0, 'the sessions to close', 1000);
+  });
+
+  test('reconnects to the next hop', async () => {
+    const backup = await extraPrimary();
+    primary.onData = (received) => {
+      if (received.rcptTo.includes('two@member.test')) {
+        void primary.stop();
+        return DISCONNECT;
+      }
+      return undefined;
+    };
+    const messages = ['one', 'two', 'three'].map((name) =>
+      makeMessage({ recipients: [{ id: `r-${name}`, address: `${name}@member.test` }] }),
+    );
+    const hops = [hopTo(primary), hopTo(backup, ['127.0.0.1'], 'backup.member.test')];
+    const result = await deliverJob(
+      messages.map((message) => part(message)),
+      hops,
+    );
+
+    assert.equal(verdictsOf(result, 0)[0]?.status, 'delivered');
+    assert.equal(verdictsOf(result, 1)[0]?.status, 'deferred');
+    const third = verdictsOf(result, 2)[0];
+    assert.equal(third?.status, 'delivered');
+    assert.equal(third?.remoteMta, 'backup.member.test');
+    assert.deepEqual(backup.messages[0]?.rcptTo, ['three@member.test']);
+  });
+
+  test('defers the rest when reconnecting fails', async () => {
+    primary.onData = (received) => {
+      if (received.rcptTo.includes('two@member.test')) {
+        void primary.stop();
+        return DISCONNECT;
+      }
+      return undefined;
+    };
+    const messages = ['one', 'two', 'three', 'four'].map((name) =>
+      makeMessage({ recipients: [{ id: `r-${name}`, address: `${name}@member.test` }] }),
+    );
+    const result = await deliverJob(
+      messages.map((message) => part(message)),
+      [hopTo(primary)],
+    );
+
+    assert.equal(verdictsOf(result, 0)[0]?.status, 'delivered');
+    assert.equal(verdictsOf(result, 1)[0]?.failureKind, 'connection');
+    for (const index of [2, 3]) {
+      const verdict = verdictsOf(result, index)[0];
+      assert.equal(verdict?.status, 'deferred', `message ${index}`);
+      assert.equal(verdict?.enhancedCode, '4.4.1', `message ${index}`);
+      assert.equal(verdict?.failureKind, 'connection', `message ${index}`);
+      assert.equal(verdict?.queueId, messages[index]?.queueId);
+      assert.match(verdict?.reply ?? '', /ECONNREFUSED/);
+    }
+    assert.equal(primary.messages.length, 1);
+  });
+
+  test('defers the rest after a second loss', async () => {
+    primary.onData = (received) =>
+      received.rcptTo.includes('one@member.test') ? undefined : DISCONNECT;
+    const messages = ['one', 'two', 'three', 'four'].map((name) =>
+      makeMessage({ recipients: [{ id: `r-${name}`, address: `${name}@member.test` }] }),
+    );
+    const result = await deliverJob(
+      messages.map((message) => part(message)),
+      [hopTo(primary)],
+    );
+
+    assert.equal(verdictsOf(result, 0)[0]?.status, 'delivered');
+    assert.equal(verdictsOf(result, 1)[0]?.enhancedCode, '4.4.2');
+    assert.equal(verdictsOf(result, 2)[0]?.enhancedCode, '4.4.2');
+    const rest = verdictsOf(result, 3)[0];
+    assert.equal(rest?.status, 'deferred');
+    assert.equal(rest?.failureKind, 'connection');
+    assert.match(
+      rest?.reply ?? '',
+      /^451 4\.4\.2 connection to .* was lost again, and a job reconnects only once/,
+    );
+    assert.equal(primary.totalSessions, 2, 'one reconnect only');
+  });
+
+  test('defers the rest when the lease runs out', async () => {
+    primary.onData = () => new Promise(() => undefined);
+    const first = makeMessage();
+    const second = makeMessage();
+    const result = await deliverJob([part(first), part(second)], [hopTo(primary)], 700);
+
+    const cut = verdictsOf(result, 0)[0];
+    assert.equal(cut?.status, 'deferred');
+    assert.match(cut?.reply ?? '', /timed out/);
+    const late = verdictsOf(result, 1)[0];
+    assert.equal(late?.status, 'deferred');
+    assert.equal(late?.reply, '451 4.4.7 lease ran out before delivery');
+    assert.equal(late?.enhancedCode, '4.4.7');
+    assert.equal(late?.failureKind, 'connection');
+    assert.equal(primary.totalSessions, 1, 'no reconnect after the lease ran out');
+  });
+
+  test('runs concurrent jobs on separate sessions', async () => {
     primary.onData = () => new Promise((resolve) => setTimeout(() => resolve(undefined), 200));
-    const verdicts = await Promise.all([1, 2, 3].map(() => deliver(makeJob(), [hopTo(primary)])));
-    for (const result of verdicts) {
-      assert.equal(result[0]?.status, 'delivered');
+    const results = await Promise.all(
+      [1, 2, 3].map(() => deliver(makeMessage(), [hopTo(primary)])),
+    );
+    for (const verdicts of results) {
+      assert.equal(verdicts[0]?.status, 'delivered');
     }
     assert.equal(primary.totalSessions, 3);
     assert.equal(primary.maxSessions, 3);
-    assert.equal(new Set(primary.messages.map((message) => message.sessionId)).size, 3);
-    assert.equal(pool.idleCount, 3);
+    assert.equal(new Set(primary.messages.map((received) => received.sessionId)).size, 3);
+    await waitFor(() => primary.currentSessions === 0, 'the sessions to close', 1000);
   });
 
-  test('reconnects after the primary restarted', async () => {
-    await deliver(makeJob(), [hopTo(primary)]);
-    await primary.stop();
-    await primary.start();
-    const verdicts = await deliver(makeJob(), [hopTo(primary)]);
-    assert.equal(verdicts[0]?.status, 'delivered');
-    assert.equal(primary.totalSessions, 2);
-  });
-
-  test('closes idle connections after the idle timeout', async () => {
-    const quickPool = new ConnectionPool({ idleTimeoutMs: 100, maxTransactions: 100 });
-    const quick = createDelivery(quickPool);
-    await quick.deliver(makeJob(), PAYLOAD, [hopTo(primary)], Date.now() + 10_000);
-    assert.equal(quickPool.idleCount, 1);
-    await new Promise((resolve) => setTimeout(resolve, 400));
-    assert.equal(quickPool.idleCount, 0);
-    assert.equal(primary.currentSessions, 0);
-  });
-
-  test('closes a connection after its transaction limit', async () => {
-    const limitedPool = new ConnectionPool({ idleTimeoutMs: 5000, maxTransactions: 2 });
-    const limited = createDelivery(limitedPool);
-    for (let i = 0; i < 3; i++) {
-      await limited.deliver(makeJob(), PAYLOAD, [hopTo(primary)], Date.now() + 10_000);
-    }
-    await limitedPool.closeAll();
-    assert.equal(primary.messages.length, 3);
-    assert.equal(primary.totalSessions, 2);
+  test('closeAll defers the job in flight', async () => {
+    primary.onData = () => new Promise((resolve) => setTimeout(() => resolve(undefined), 2000));
+    const pending = deliverJob([part(makeMessage()), part(makeMessage())], [hopTo(primary)]);
+    await waitFor(() => primary.currentSessions > 0, 'the delivery to start');
+    delivery.closeAll();
+    const result = await pending;
+    assert.equal(verdictsOf(result, 0)[0]?.status, 'deferred');
+    const second = verdictsOf(result, 1)[0];
+    assert.equal(second?.failureKind, 'connection');
+    assert.match(second?.reply ?? '', /stopping/);
+    assert.equal(primary.totalSessions, 1);
   });
 });
