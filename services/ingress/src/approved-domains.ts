@@ -14,6 +14,7 @@ export class ApprovedDomains {
   private domains: Set<string> | undefined;
   private timer: NodeJS.Timeout | undefined;
   private reloading: Promise<void> | undefined;
+  private reloadAgain = false;
   private stopped = false;
 
   constructor(
@@ -45,10 +46,21 @@ export class ApprovedDomains {
     clearTimeout(this.timer);
   }
 
-  /** Reloads now; concurrent calls share one request. */
+  /**
+   * Reloads now. A call while a reload is in flight runs one more reload after it, because the
+   * change that caused the call may have missed the request already sent.
+   */
   reload(): Promise<void> {
-    this.reloading ??= this.fetch().finally(() => {
+    if (this.reloading) {
+      this.reloadAgain = true;
+      return this.reloading;
+    }
+    this.reloading = this.fetch().finally(() => {
       this.reloading = undefined;
+      if (this.reloadAgain) {
+        this.reloadAgain = false;
+        void this.reload();
+      }
     });
     return this.reloading;
   }

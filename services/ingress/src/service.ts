@@ -2,12 +2,15 @@
  * ingress: the SMTP listener. Relays for approved member domains only, asks the greylist
  * service about each recipient and hands each message to queue-store.
  */
+
+import { normalizeDomain } from '@secondary-mx/address';
 import { Broker } from '@secondary-mx/amqp';
 import { EXCHANGE, parseControlEvent } from '@secondary-mx/contracts';
 import type { Logger } from '@secondary-mx/logger';
 import { SMTPServer } from 'smtp-server';
 import { ApprovedDomains } from './approved-domains.ts';
 import { installEnhancedCodeShim } from './enhanced-codes.ts';
+import { type EtrnHandler, installEtrn } from './etrn.ts';
 import { createReverseResolver } from './reverse-resolver.ts';
 import type { IngressSettings } from './settings.ts';
 import { type HandlerContext, onData, onMailFrom, onRcptTo } from './smtp-handlers.ts';
@@ -18,6 +21,7 @@ const CLOSE_TIMEOUT_MS = 20_000;
 
 export async function startIngress(settings: IngressSettings, logger: Logger) {
   installEnhancedCodeShim();
+  installEtrn(normalizeDomain);
   const broker = new Broker({
     url: settings.AMQP_URL,
     prefix: settings.MX_AMQP_PREFIX,
@@ -31,6 +35,24 @@ export async function startIngress(settings: IngressSettings, logger: Logger) {
     }
   });
   const context: HandlerContext = { settings, broker, domains, logger };
+  const onEtrn: EtrnHandler = async (domain, session) => {
+    const log = logger.child({ session, domain });
+    if (!domains.has(domain)) {
+      log.info('ETRN refused: not a member domain');
+      return { outcome: 'not-allowed', reason: 'not a member domain' };
+    }
+    try {
+      await broker.publishEvent(
+        EXCHANGE.control,
+        Buffer.from(JSON.stringify({ type: 'flush', domain })),
+      );
+    } catch (error) {
+      log.warn({ err: error }, 'ETRN failed: the flush could not be published');
+      return { outcome: 'unavailable' };
+    }
+    log.info('ETRN: flush requested');
+    return { outcome: 'started' };
+  };
   const tls = await loadTlsCredentials(
     settings.MX_TLS_CERT_FILE,
     settings.MX_TLS_KEY_FILE,
@@ -60,6 +82,8 @@ export async function startIngress(settings: IngressSettings, logger: Logger) {
     onMailFrom: onMailFrom(context),
     onRcptTo: onRcptTo(context),
     onData: onData(context),
+    // Read by the ETRN handler that installEtrn adds to smtp-server.
+    ...({ onEtrn } as object),
     onClose(session) {
       logger.info({ session: session.id, client: session.remoteAddress }, 'disconnect');
     },

@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import { Broker } from '@secondary-mx/amqp';
 import { loadSettings } from '@secondary-mx/config';
+import { EXCHANGE, parseControlEvent } from '@secondary-mx/contracts';
 import { createLogger } from '@secondary-mx/logger';
 import { freePort, SmtpClient, testEnvironment } from '@secondary-mx/testkit';
 import pg from 'pg';
@@ -166,5 +168,65 @@ describe('DATA', () => {
     const reply = await client.command('RCPT TO:<bob@member.example>');
     client.close();
     assert.equal(reply.code, 250, reply.text);
+  });
+});
+
+describe('ETRN', () => {
+  test('EHLO advertises ETRN', async () => {
+    const { client } = await SmtpClient.connect(port);
+    const reply = await client.command('EHLO client.example');
+    client.close();
+    assert.match(reply.text, /^250-ETRN$|^250 ETRN$/m);
+  });
+
+  test('a member domain is flushed with 250', async () => {
+    const events: unknown[] = [];
+    const listener = new Broker({
+      url: environment.env.AMQP_URL as string,
+      prefix: environment.amqpPrefix,
+      logger,
+      connectionName: 'test',
+    });
+    listener.subscribe(EXCHANGE.control, (content) => {
+      events.push(parseControlEvent(content));
+    });
+    await listener.start();
+    try {
+      const { client } = await SmtpClient.connect(port);
+      await client.command('EHLO primary.member.example');
+      const reply = await client.command('ETRN Member.Example');
+      client.close();
+      assert.equal(reply.text, '250 2.0.0 Queuing for node member.example started');
+      for (let i = 0; i < 50 && events.length === 0; i++) {
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      assert.deepEqual(events, [{ type: 'flush', domain: 'member.example' }]);
+    } finally {
+      await listener.stop();
+    }
+  });
+
+  const refusals: { command: string; reply: RegExp }[] = [
+    { command: 'ETRN other.example', reply: /^459 4\.7\.1 Node other\.example not allowed/ },
+    { command: 'ETRN pending.example', reply: /^459 4\.7\.1 / },
+    { command: 'ETRN #queue', reply: /^458 4\.7\.0 / },
+    { command: 'ETRN', reply: /^501 5\.5\.4 / },
+    { command: 'ETRN not..a..domain', reply: /^501 5\.5\.4 / },
+  ];
+  for (const { command, reply } of refusals) {
+    test(`${command} is refused`, async () => {
+      const { client } = await SmtpClient.connect(port);
+      await client.command('EHLO client.example');
+      const answer = await client.command(command);
+      client.close();
+      assert.match(answer.text, reply);
+    });
+  }
+
+  test('ETRN inside a mail transaction gets 503', async () => {
+    const client = await openTransaction();
+    const answer = await client.command('ETRN member.example');
+    client.close();
+    assert.match(answer.text, /^503 5\.5\.1 /);
   });
 });
