@@ -5,6 +5,7 @@
 import { deleteBrokerObjects } from './broker-cleanup.ts';
 import { freePort, type TestEnvironment, testEnvironment } from './environment.ts';
 import { type ServiceName, type ServiceProcess, startService } from './services.ts';
+import { SmtpClient } from './smtp-client.ts';
 
 export interface SuiteOptions {
   /** Extra settings for every service, such as short durations or DNS_SERVERS. */
@@ -23,6 +24,8 @@ export interface Suite {
   /** Calls the admin API with the administrator token; returns the status and parsed body. */
   // biome-ignore lint/suspicious/noExplicitAny: tests read whatever JSON the route returns.
   api(method: string, path: string, body?: unknown): Promise<{ status: number; body: any }>;
+  /** Resolves once ingress accepts RCPT for the domain (250, or 451 while greylisted). */
+  waitUntilRelayed(domain: string, timeoutMs?: number): Promise<void>;
   /** Stops every process with SIGTERM, then drops the database and the broker queues. */
   stop(): Promise<void>;
   /** Every process's recent output, for a failing test's message. */
@@ -79,6 +82,25 @@ export async function startSuite(options: SuiteOptions = {}): Promise<Suite> {
       });
       const text = await response.text();
       return { status: response.status, body: text ? JSON.parse(text) : undefined };
+    },
+    async waitUntilRelayed(domain, timeoutMs = 10_000) {
+      const deadline = Date.now() + timeoutMs;
+      for (;;) {
+        const { client } = await SmtpClient.connect(smtpPort);
+        await client.command('EHLO relay-check.example');
+        await client.command('MAIL FROM:<relay-check@relay-check.example>');
+        const reply = await client.command(`RCPT TO:<relay-check@${domain}>`);
+        client.close();
+        if (reply.code === 250 || reply.code === 451) {
+          return;
+        }
+        if (Date.now() > deadline) {
+          throw new Error(
+            `ingress still answers ${reply.text} for ${domain} after ${timeoutMs} ms`,
+          );
+        }
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
     },
     async stop() {
       await Promise.all(processes.map((child) => child.stop()));
