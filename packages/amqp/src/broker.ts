@@ -115,8 +115,11 @@ export class Broker {
     const log = this.options.logger;
     this.attempt += 1;
     try {
+      // Without TCP_NODELAY, Nagle's algorithm holds back the small RPC frames until the
+      // peer's delayed ACK, which adds about 40 ms to every request and reply.
       const connection = await amqp.connect(this.options.url, {
         clientProperties: { connection_name: this.options.connectionName },
+        noDelay: true,
       });
       connection.on('error', (error: Error) =>
         log.warn({ err: error }, 'RabbitMQ connection error'),
