@@ -37,9 +37,9 @@ const DOT_ATOM_LOCAL = /^[a-z0-9!#$&'*+/=?^_`{|}~.-]+$/i;
 
 /**
  * Converts a domain to its lower-case A-label form and checks its syntax. Returns undefined for
- * anything that is not a valid host name (address literals included), and for text that IDNA
- * would only map onto a valid name, such as fullwidth letters or the ideographic full stop:
- * every label must be given as its A-label or as its U-label.
+ * anything that is not a valid host name (address literals included). It also returns
+ * undefined for text that IDNA would only map onto a valid name, such as fullwidth letters or
+ * the ideographic full stop, because every label must be given as its A-label or U-label.
  */
 export function normalizeDomain(input: string): string | undefined {
   const trimmed = input.trim().replace(/\.$/, '');

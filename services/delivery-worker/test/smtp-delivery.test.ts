@@ -175,7 +175,7 @@ describe('SMTP delivery', () => {
   });
 
   test('sends lines of 1000 octets with CRLF unchanged', async () => {
-    // The longest lines ingress accepts, one of them starting with a dot that gets stuffed.
+    // Lines of the maximum length ingress accepts, one of them starting with a dot to stuff.
     const payload = Buffer.from(
       `X-Long: ${'h'.repeat(990)}\r\nSubject: long lines\r\n\r\n` +
         `${'x'.repeat(998)}\r\n.${'y'.repeat(997)}\r\n`,

@@ -1,6 +1,6 @@
 /**
- * What ingress does when a client connects and when it leaves: the connection limits, the
- * wait before the greeting that the pregreet test needs, and the start of the DNSBL lookup.
+ * Connect and close handlers of ingress: the connection limits, the wait before the greeting
+ * that the pregreet test needs, and the start of the DNSBL lookup.
  */
 import type { SMTPServerSession } from 'smtp-server';
 import type { ConnectionLimits } from './connection-limits.ts';

@@ -1,8 +1,8 @@
 /**
  * DNS blocklist lookups of the client address in the zones of MX_DNSBL_ZONES. The lookup starts
- * when the client connects and its result is kept for the session; ingress answers a listed
+ * when the client connects and its result is kept for the session. Ingress rejects a listed
  * client's RCPT with 554 5.7.1, as Postfix's reject_rbl_client does, so the log shows the
- * envelope it refused.
+ * envelope it rejected.
  *
  * A client is listed when the zone has an A record in 127.0.0.0/24 for its reversed address.
  * Other answers, such as the 127.255.255.x error codes of some lists, are logged and ignored,

@@ -12,7 +12,7 @@
  */
 import { smtpError } from './enhanced-codes.ts';
 
-/** Longest line in octets, CRLF included (RFC 5321 section 4.5.3.1.6). */
+/** Maximum line length in octets, CRLF included (RFC 5321 section 4.5.3.1.6). */
 export const MAX_LINE_OCTETS = 1000;
 
 const CR = 0x0d;

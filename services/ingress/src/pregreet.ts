@@ -1,6 +1,6 @@
 /**
- * The pregreet test: ingress holds its greeting back for MX_PREGREET_WAIT, and a client that
- * sends a command before the greeting gets `554 5.5.1` and the connection is closed, as
+ * The pregreet test: ingress delays its greeting by MX_PREGREET_WAIT, and a client that sends
+ * a command before the greeting gets `554 5.5.1` and the connection is closed, as
  * Postfix's postscreen_greet_action = drop does. Spam software often talks first to save time;
  * RFC 5321 section 4.3.1 has the client wait for the greeting.
  *

@@ -27,7 +27,7 @@ export class SenderDomainChecker {
 
   /**
    * Looks up the sender's domain (A-label form). Resolves with undefined when it can receive
-   * mail, or with the smtp-server error to answer MAIL FROM with.
+   * mail, or with the smtp-server error that rejects MAIL FROM.
    */
   async check(sender: string, domain: string): Promise<Error | undefined> {
     let exchanges: string[];

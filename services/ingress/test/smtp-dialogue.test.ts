@@ -297,7 +297,7 @@ describe('ETRN', () => {
 
 /**
  * One RCPT TO in a fresh transaction. `reply` is the code and, where it matters, the enhanced
- * code; `stored` is the recipient address queue-store must hold after DATA, or undefined when
+ * code. `stored` is the recipient address queue-store must hold after DATA, or undefined when
  * RCPT is rejected and nothing may be stored.
  */
 interface RelayDialogue {

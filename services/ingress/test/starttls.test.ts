@@ -30,7 +30,7 @@ describe('without a certificate', () => {
     await client.command('EHLO client.example');
     const reply = await client.command('STARTTLS');
     client.close();
-    assert.ok(reply.code >= 500 && reply.code < 600, reply.text);
+    assert.match(reply.text, /^5\d\d /);
   });
 });
 

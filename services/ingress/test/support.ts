@@ -49,6 +49,7 @@ export async function startIngressUnderTest(
     DNS_SERVERS: dns.server,
     ...env,
   };
+
   const queueStore = await startQueueStore(loadSettings(QUEUE_STORE_SETTINGS, settings), logger);
   const database = new pg.Client({ connectionString: environment.database.url });
   await database.connect();
@@ -56,6 +57,8 @@ export async function startIngressUnderTest(
     `INSERT INTO domains (name, member_number, state) VALUES ('member.example', '1001', 'approved')`,
   );
   const ingress = await startIngress(loadSettings(INGRESS_SETTINGS, settings), logger);
+
+  // Ingress answers 451 until it has loaded the approved domains from queue-store.
   for (let i = 0; i < 100; i++) {
     const { client } = await SmtpClient.connect(port);
     await client.command('EHLO client.example');
@@ -68,6 +71,7 @@ export async function startIngressUnderTest(
     }
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
+
   return {
     port,
     dns,
