@@ -88,7 +88,7 @@ async function checkSender(
   log.info({ sender, size: address.args ? address.args.SIZE : undefined }, 'MAIL FROM accepted');
 }
 
-/** Checks one RCPT TO: syntax, member domain, recipient limit, then the greylist verdict. */
+/** Checks one RCPT TO: syntax, member domain, DNSBL, recipient limit, then the greylist. */
 export function onRcptTo(context: HandlerContext) {
   return (address: SMTPServerAddress, session: SMTPServerSession, callback: Callback): void => {
     void checkRecipient(context, address, session).then(
@@ -186,6 +186,20 @@ function envelopeRecipient(address: SMTPServerAddress): EnvelopeRecipient {
   };
 }
 
+/**
+ * Drops repeated addresses, keeping the last, as smtp-server does. smtp-server compares the
+ * addresses it parsed, and checkRecipient may have turned two spellings into one A-label form.
+ */
+function uniqueRecipients(recipients: EnvelopeRecipient[]): EnvelopeRecipient[] {
+  const byAddress = new Map<string, EnvelopeRecipient>();
+  for (const recipient of recipients) {
+    const key = recipient.address.toLowerCase();
+    byAddress.delete(key);
+    byAddress.set(key, recipient);
+  }
+  return [...byAddress.values()];
+}
+
 /** Reads the message, then stores it; answers 250 with the queue id only after the commit. */
 export function onData(context: HandlerContext) {
   return (
@@ -257,7 +271,7 @@ async function receiveMessage(
   const queueId = newQueueId();
   const receivedAt = new Date();
   const envelope = session.envelope;
-  const recipients = envelope.rcptTo.map(envelopeRecipient);
+  const recipients = uniqueRecipients(envelope.rcptTo.map(envelopeRecipient));
   const smtpUtf8 = envelope.smtpUtf8 === true;
   const tls = session.secure && session.tlsOptions ? session.tlsOptions : undefined;
   const received = buildReceivedHeader({

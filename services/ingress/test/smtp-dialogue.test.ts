@@ -399,6 +399,16 @@ describe('relay attempts', () => {
   }
 });
 
+test('U-label and A-label of one recipient are stored once', async () => {
+  const client = await openTransaction();
+  assert.equal((await utf8Command(client, 'RCPT TO:<kunde@bücher.example>')).code, 250);
+  assert.equal((await client.command('RCPT TO:<kunde@xn--bcher-kva.example>')).code, 250);
+  const reply = await sendData(client, 'Subject: twice\r\n\r\nbody\r\n');
+  client.close();
+  assertReply(reply, '250 2.0.0');
+  assert.deepEqual((await storedMessage(reply)).recipients, ['kunde@xn--bcher-kva.example']);
+});
+
 describe('SMTP smuggling', () => {
   // Each ending is one that some server takes for the end of DATA; the real end follows later.
   const endings = ['\n.\n', '\r.\r', '\n.\r\n', '\r\n.\r', '\r.\r\n', '\r\n.\n'];
