@@ -92,6 +92,8 @@ export async function startIngress(settings: IngressSettings, logger: Logger) {
     ...tls,
     authOptional: true,
     resolver: createReverseResolver(settings.DNS_SERVERS),
+    // NOTE: an idle timeout only, in commands and in DATA alike. A client that sends a byte
+    // within every interval keeps its session; only MX_MAX_CONNECTIONS_PER_CLIENT bounds that.
     socketTimeout: settings.MX_SMTP_TIMEOUT,
     closeTimeout: CLOSE_TIMEOUT_MS,
     logger: false,

@@ -1,7 +1,7 @@
 /**
  * The SMTP transaction as ingress runs it. It checks the sender (syntax, then DNS) and each
  * recipient (syntax, member domain, DNSBL, then greylist). It reads DATA within the size limit
- * and the rules of message-scanner.ts, prepends Received:, and answers 250 only after
+ * and the rules of message-scanner.ts, prepends Received:, and replies 250 only after
  * queue-store reports the message committed. Every other outcome of DATA is a 4xx or 5xx, so
  * nothing is ever acknowledged without being stored.
  */
