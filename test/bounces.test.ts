@@ -135,6 +135,9 @@ before(async () => {
       MX_RETRY_MAX: '1s',
       MX_SCHEDULER_INTERVAL: '200ms',
       MX_CONNECT_TIMEOUT: '1s',
+      // admin-api drops the change event while it is still connecting to RabbitMQ, and ingress
+      // then sees the new domains only at its next poll.
+      MX_DOMAIN_REFRESH: '1s',
     },
   });
   database = new pg.Client({ connectionString: suite.environment.database.url });

@@ -4,6 +4,9 @@
  * greylisted then accepted, and the primary gets the message as soon as it comes up.
  */
 import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import {
   type FakePrimary,
@@ -12,12 +15,14 @@ import {
   startDnsServer,
   startSuite,
   type TestDnsServer,
+  writeTestCertificate,
 } from '@secondary-mx/testkit';
 import SMTPConnection from 'nodemailer/lib/smtp-connection';
 
 const GREYLIST_DELAY_S = 2;
 let suite: Suite;
 let dns: TestDnsServer;
+let certificateDirectory: string;
 let primary: FakePrimary;
 
 /**
@@ -115,10 +120,15 @@ before(async () => {
     },
     'primary.member.example': { A: ['127.0.0.1'] },
     'mx2.example.net': { A: ['127.0.0.1'] },
+    'sender.example': { MX: [{ preference: 10, exchange: 'mx.sender.example' }] },
   });
+  certificateDirectory = await mkdtemp(join(tmpdir(), 'e2e-tls-'));
+  const certificate = await writeTestCertificate(certificateDirectory, 'mx2.example.net');
   suite = await startSuite({
     env: {
       DNS_SERVERS: dns.server,
+      MX_TLS_CERT_FILE: certificate.certFile,
+      MX_TLS_KEY_FILE: certificate.keyFile,
       MX_SELF_NAMES: 'mx2.example.net',
       MX_DELIVERY_PORT: String(primary.port),
       MX_GREYLIST_DELAY: `${GREYLIST_DELAY_S}s`,
@@ -136,6 +146,7 @@ after(async () => {
   await suite?.stop();
   await primary?.stop();
   await dns?.close();
+  await rm(certificateDirectory, { recursive: true, force: true });
 });
 
 test('mail waits while the primary is down and reaches it when it comes up', async () => {

@@ -4,7 +4,7 @@
  * route is refused, because a primary or a later hop may route on them (the `%` hack, UUCP bang
  * paths, RFC 5321 source routes) and turn us into an open relay.
  */
-import { domainToASCII } from 'node:url';
+import { domainToASCII, domainToUnicode } from 'node:url';
 
 export interface Mailbox {
   localPart: string;
@@ -37,18 +37,31 @@ const DOT_ATOM_LOCAL = /^[a-z0-9!#$&'*+/=?^_`{|}~.-]+$/i;
 
 /**
  * Converts a domain to its lower-case A-label form and checks its syntax. Returns undefined for
- * anything that is not a valid host name (address literals included).
+ * anything that is not a valid host name (address literals included). It also returns
+ * undefined for text that IDNA would only map onto a valid name, such as fullwidth letters or
+ * the ideographic full stop, because every label must be given as its A-label or U-label.
  */
 export function normalizeDomain(input: string): string | undefined {
   const trimmed = input.trim().replace(/\.$/, '');
   if (trimmed === '' || trimmed.length > 253) {
     return undefined;
   }
-  const ascii = domainToASCII(trimmed.toLowerCase());
+  const lower = trimmed.toLowerCase();
+  const ascii = domainToASCII(lower);
   if (ascii === '' || ascii.length > 253) {
     return undefined;
   }
   const labels = ascii.split('.');
+  const givenLabels = lower.split('.');
+  if (givenLabels.length !== labels.length) {
+    return undefined;
+  }
+  for (const [index, given] of givenLabels.entries()) {
+    const label = labels[index] as string;
+    if (given !== label && given.normalize('NFC') !== domainToUnicode(label)) {
+      return undefined;
+    }
+  }
   if (labels.length < 2 || !labels.every((label) => LABEL.test(label))) {
     return undefined;
   }

@@ -163,6 +163,34 @@ function serverList(raw: string): string[] | Error {
   return servers;
 }
 
+/** Parses on/off switches: `on`, `off`, `true`, `false`, `yes`, `no`, `1`, `0`. */
+function flag(raw: string): boolean | Error {
+  const value = raw.trim().toLowerCase();
+  if (['on', 'true', 'yes', '1'].includes(value)) {
+    return true;
+  }
+  if (['off', 'false', 'no', '0'].includes(value)) {
+    return false;
+  }
+  return new Error('must be on or off');
+}
+
+/** A comma-separated list of DNS zones such as DNSBL zones; an empty value is an empty list. */
+function zoneList(raw: string): string[] | Error {
+  const zones: string[] = [];
+  for (const part of raw.split(',')) {
+    if (part.trim() === '') {
+      continue;
+    }
+    const zone = hostnameValue(part);
+    if (zone instanceof Error) {
+      return new Error(`"${part.trim()}" must be a DNS zone name`);
+    }
+    zones.push(zone);
+  }
+  return [...new Set(zones)];
+}
+
 function oneOf<T extends string>(...values: T[]): Parser<T> {
   return (raw) => {
     const value = raw.trim().toLowerCase() as T;
@@ -195,9 +223,14 @@ export const SETTINGS = {
   MX_TLS_CERT_FILE: setting(
     '',
     optionalText,
-    'PEM certificate chain for STARTTLS (default: a self-signed certificate)',
+    'PEM certificate chain for STARTTLS; without it STARTTLS is not offered',
   ),
   MX_TLS_KEY_FILE: setting('', optionalText, 'PEM private key of MX_TLS_CERT_FILE'),
+  MX_TLS_RELOAD_INTERVAL: setting(
+    '30s',
+    duration(100, 60 * 60 * SECOND),
+    'how often ingress checks the certificate and key files for changes',
+  ),
   MX_ADMIN_LISTEN: setting('127.0.0.1:8025', listen, 'admin API listener, host:port'),
   MX_ADMIN_TOKEN: setting(
     undefined,
@@ -210,6 +243,51 @@ export const SETTINGS = {
     'largest accepted message in bytes, advertised with SIZE',
   ),
   MX_MAX_RECIPIENTS: setting('1000', integer(100, 100_000), 'recipients accepted per message'),
+  MX_MAX_CONNECTIONS: setting(
+    '500',
+    integer(1, 100_000),
+    'SMTP connections ingress serves at once; more get 421 4.7.0',
+  ),
+  MX_MAX_CONNECTIONS_PER_CLIENT: setting(
+    '50',
+    integer(1, 100_000),
+    'SMTP connections from one client address at once; more get 421 4.7.0',
+  ),
+  MX_SMTP_TIMEOUT: setting(
+    '300s',
+    duration(SECOND, 60 * 60 * SECOND),
+    'how long ingress waits for the next command or the next DATA bytes before 421 4.4.2',
+  ),
+  MX_MAX_ERRORS: setting(
+    '20',
+    integer(1, 1000),
+    'error replies (4xx and 5xx) in one SMTP session before ingress answers 421 4.7.0 and closes',
+  ),
+  MX_PREGREET_WAIT: setting(
+    '1s',
+    duration(0, 60 * SECOND),
+    'how long ingress holds the greeting back to catch clients that talk first',
+  ),
+  MX_MAX_HOPS: setting(
+    '50',
+    integer(1, 1000),
+    'Received: header fields a message may carry; more get 554 5.4.6',
+  ),
+  MX_SENDER_DOMAIN_CHECK: setting(
+    'on',
+    flag,
+    'look up the MAIL FROM domain in DNS and reject null MX and unknown domains (on or off)',
+  ),
+  MX_DNSBL_ZONES: setting(
+    '',
+    zoneList,
+    'comma-separated DNS blocklist zones; a listed client gets 554 5.7.1 at RCPT',
+  ),
+  MX_DNS_TIMEOUT: setting(
+    '5s',
+    duration(50, 60 * SECOND),
+    'how long ingress waits for one DNS answer in sender and DNSBL checks',
+  ),
   MX_QUEUE_LIFETIME: setting('35d', duration(SECOND, 365 * DAY), 'how long a message is kept'),
   MX_BOUNCE_LIFETIME: setting(
     '5d',
@@ -380,6 +458,11 @@ export function loadSettings<N extends SettingName>(
   const probeMax = values.MX_PROBE_INTERVAL_MAX as number | undefined;
   if (probeMin !== undefined && probeMax !== undefined && probeMin > probeMax) {
     problems.push('MX_PROBE_INTERVAL_MIN must not be larger than MX_PROBE_INTERVAL_MAX');
+  }
+  const certFile = values.MX_TLS_CERT_FILE as string | undefined;
+  const keyFile = values.MX_TLS_KEY_FILE as string | undefined;
+  if (certFile !== undefined && keyFile !== undefined && (certFile === '') !== (keyFile === '')) {
+    problems.push('MX_TLS_CERT_FILE and MX_TLS_KEY_FILE must be set together');
   }
   if (problems.length > 0) {
     throw new ConfigError(problems);

@@ -86,3 +86,59 @@ test('DNS servers take host:port with port 53 by default', () => {
   const settings = loadSettings(['DNS_SERVERS'], { DNS_SERVERS: '127.0.0.1:5353, ::1' });
   assert.deepEqual(settings.DNS_SERVERS, ['127.0.0.1:5353', '[::1]:53']);
 });
+
+test('ingress limits have their defaults', () => {
+  const settings = loadSettings(
+    [
+      'MX_MAX_CONNECTIONS',
+      'MX_MAX_CONNECTIONS_PER_CLIENT',
+      'MX_SMTP_TIMEOUT',
+      'MX_MAX_ERRORS',
+      'MX_PREGREET_WAIT',
+      'MX_MAX_HOPS',
+      'MX_SENDER_DOMAIN_CHECK',
+      'MX_DNSBL_ZONES',
+      'MX_DNS_TIMEOUT',
+      'MX_TLS_RELOAD_INTERVAL',
+    ],
+    {},
+  );
+  assert.equal(settings.MX_MAX_CONNECTIONS, 500);
+  assert.equal(settings.MX_MAX_CONNECTIONS_PER_CLIENT, 50);
+  assert.equal(settings.MX_SMTP_TIMEOUT, 300_000);
+  assert.equal(settings.MX_MAX_ERRORS, 20);
+  assert.equal(settings.MX_PREGREET_WAIT, 1000);
+  assert.equal(settings.MX_MAX_HOPS, 50);
+  assert.equal(settings.MX_SENDER_DOMAIN_CHECK, true);
+  assert.deepEqual(settings.MX_DNSBL_ZONES, []);
+  assert.equal(settings.MX_DNS_TIMEOUT, 5000);
+  assert.equal(settings.MX_TLS_RELOAD_INTERVAL, 30_000);
+});
+
+test('sender domain check takes on and off', () => {
+  const off = loadSettings(['MX_SENDER_DOMAIN_CHECK'], { MX_SENDER_DOMAIN_CHECK: 'off' });
+  assert.equal(off.MX_SENDER_DOMAIN_CHECK, false);
+  assert.throws(
+    () => loadSettings(['MX_SENDER_DOMAIN_CHECK'], { MX_SENDER_DOMAIN_CHECK: 'maybe' }),
+    /MX_SENDER_DOMAIN_CHECK="maybe" must be on or off/,
+  );
+});
+
+test('DNSBL zones are lower-cased without duplicates', () => {
+  const settings = loadSettings(['MX_DNSBL_ZONES'], {
+    MX_DNSBL_ZONES: 'Zen.Example., bl.example, zen.example',
+  });
+  assert.deepEqual(settings.MX_DNSBL_ZONES, ['zen.example', 'bl.example']);
+  assert.throws(
+    () => loadSettings(['MX_DNSBL_ZONES'], { MX_DNSBL_ZONES: 'bad zone' }),
+    /"bad zone" must be a DNS zone name/,
+  );
+});
+
+test('TLS certificate and key are set together', () => {
+  assert.throws(
+    () =>
+      loadSettings(['MX_TLS_CERT_FILE', 'MX_TLS_KEY_FILE'], { MX_TLS_CERT_FILE: '/etc/mx.crt' }),
+    /MX_TLS_CERT_FILE and MX_TLS_KEY_FILE must be set together/,
+  );
+});

@@ -2,7 +2,9 @@
  * A raw SMTP client for tests that check replies line by line: it sends exactly what it is
  * given, so tests can send what a well-behaved client library never would.
  */
+import { once } from 'node:events';
 import { connect, type Socket } from 'node:net';
+import { type TLSSocket, connect as tlsConnect } from 'node:tls';
 
 export interface SmtpReply {
   code: number;
@@ -15,7 +17,11 @@ export class SmtpClient {
   private readonly waiting: ((reply: SmtpReply) => void)[] = [];
   private readonly replies: SmtpReply[] = [];
 
-  private constructor(private readonly socket: Socket) {
+  private constructor(private socket: Socket) {
+    this.listen(socket);
+  }
+
+  private listen(socket: Socket): void {
     socket.setEncoding('latin1');
     socket.on('data', (chunk: string) => this.onData(chunk));
     socket.on('error', () => undefined);
@@ -88,6 +94,34 @@ export class SmtpClient {
   /** Sends raw bytes as they are, for DATA content; read() gets the reply. */
   write(bytes: Buffer | string): void {
     this.socket.write(bytes);
+  }
+
+  /**
+   * Sends STARTTLS and, after its 220 reply, runs the TLS handshake without verifying the
+   * certificate, as sending MTAs do. Resolves with the TLS socket; later commands go over it.
+   */
+  async startTls(servername?: string): Promise<TLSSocket> {
+    const reply = await this.command('STARTTLS');
+    if (reply.code !== 220) {
+      throw new Error(`STARTTLS failed: ${reply.text}`);
+    }
+    this.socket.removeAllListeners('data');
+    const secure = tlsConnect({
+      socket: this.socket,
+      rejectUnauthorized: false,
+      ...(servername ? { servername } : {}),
+    });
+    await once(secure, 'secureConnect');
+    this.socket = secure;
+    this.listen(secure);
+    return secure;
+  }
+
+  /** Resolves once the server has closed the connection. */
+  async closed(): Promise<void> {
+    if (!this.socket.destroyed && this.socket.readyState !== 'closed') {
+      await once(this.socket, 'close');
+    }
   }
 
   close(): void {

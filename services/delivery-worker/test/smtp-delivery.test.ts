@@ -174,6 +174,19 @@ describe('SMTP delivery', () => {
     assert.ok(received.raw.equals(PAYLOAD), 'received bytes differ from the payload');
   });
 
+  test('sends lines of 1000 octets with CRLF unchanged', async () => {
+    // Lines of the maximum length ingress accepts, one of them starting with a dot to stuff.
+    const payload = Buffer.from(
+      `X-Long: ${'h'.repeat(990)}\r\nSubject: long lines\r\n\r\n` +
+        `${'x'.repeat(998)}\r\n.${'y'.repeat(997)}\r\n`,
+      'ascii',
+    );
+    const verdicts = await deliver(makeMessage({ bodyType: '7BIT' }), [hopTo(primary)], payload);
+    assert.equal(verdicts[0]?.status, 'delivered', verdicts[0]?.reply);
+    assert.equal(primary.messages.length, 1);
+    assert.ok(primary.messages[0]?.raw.equals(payload), 'received bytes differ from the payload');
+  });
+
   test('sends the original envelope and parameters', async () => {
     await deliver(makeMessage({ sender: 'alice@sender.test' }), [hopTo(primary)]);
     const received = primary.messages[0];

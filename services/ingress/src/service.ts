@@ -9,12 +9,18 @@ import { EXCHANGE, parseControlEvent } from '@secondary-mx/contracts';
 import type { Logger } from '@secondary-mx/logger';
 import { SMTPServer } from 'smtp-server';
 import { ApprovedDomains } from './approved-domains.ts';
+import { onClose, onConnect } from './connection-handlers.ts';
+import { ConnectionLimits } from './connection-limits.ts';
+import { DnsblChecker } from './dnsbl.ts';
 import { installEnhancedCodeShim } from './enhanced-codes.ts';
+import { limitErrors } from './error-limit.ts';
 import { type EtrnHandler, installEtrn } from './etrn.ts';
+import { rejectEarlyTalkers } from './pregreet.ts';
 import { createReverseResolver } from './reverse-resolver.ts';
+import { SenderDomainChecker } from './sender-domain.ts';
 import type { IngressSettings } from './settings.ts';
 import { type HandlerContext, onData, onMailFrom, onRcptTo } from './smtp-handlers.ts';
-import { loadTlsCredentials } from './tls-certificate.ts';
+import { readTlsCredentials, watchTlsCredentials } from './tls-certificate.ts';
 
 /** How long SMTP sessions in progress may go on after a stop signal. */
 const CLOSE_TIMEOUT_MS = 20_000;
@@ -34,7 +40,24 @@ export async function startIngress(settings: IngressSettings, logger: Logger) {
       void domains.reload();
     }
   });
-  const context: HandlerContext = { settings, broker, domains, logger };
+  const context: HandlerContext = {
+    settings,
+    broker,
+    domains,
+    senderDomains: new SenderDomainChecker(settings.DNS_SERVERS, settings.MX_DNS_TIMEOUT),
+    dnsbl: new DnsblChecker(
+      settings.MX_DNSBL_ZONES,
+      settings.DNS_SERVERS,
+      settings.MX_DNS_TIMEOUT,
+      logger,
+    ),
+    logger,
+  };
+  const limits = new ConnectionLimits(
+    settings.MX_HOSTNAME,
+    settings.MX_MAX_CONNECTIONS,
+    settings.MX_MAX_CONNECTIONS_PER_CLIENT,
+  );
   const onEtrn: EtrnHandler = async (domain, session) => {
     const log = logger.child({ session, domain });
     if (!domains.has(domain)) {
@@ -53,11 +76,8 @@ export async function startIngress(settings: IngressSettings, logger: Logger) {
     log.info('ETRN: flush requested');
     return { outcome: 'started' };
   };
-  const tls = await loadTlsCredentials(
-    settings.MX_TLS_CERT_FILE,
-    settings.MX_TLS_KEY_FILE,
-    settings.MX_HOSTNAME,
-  );
+  const { MX_TLS_CERT_FILE: certFile, MX_TLS_KEY_FILE: keyFile } = settings;
+  const tls = certFile === '' ? undefined : readTlsCredentials(certFile, keyFile);
 
   const server = new SMTPServer({
     name: settings.MX_HOSTNAME,
@@ -66,29 +86,35 @@ export async function startIngress(settings: IngressSettings, logger: Logger) {
     hideENHANCEDSTATUSCODES: false,
     hideDSN: false,
     hideREQUIRETLS: true,
-    disabledCommands: ['AUTH'],
+    // Without a certificate STARTTLS is neither advertised nor accepted.
+    disabledCommands: tls ? ['AUTH'] : ['AUTH', 'STARTTLS'],
+    hideSTARTTLS: !tls,
+    ...tls,
     authOptional: true,
     resolver: createReverseResolver(settings.DNS_SERVERS),
+    // NOTE: an idle timeout only, in commands and in DATA alike. A client that sends a byte
+    // within every interval keeps its session; only MX_MAX_CONNECTIONS_PER_CLIENT bounds that.
+    socketTimeout: settings.MX_SMTP_TIMEOUT,
     closeTimeout: CLOSE_TIMEOUT_MS,
-    ...tls,
     logger: false,
-    onConnect(session, callback) {
-      logger.info(
-        { session: session.id, client: session.remoteAddress, name: session.clientHostname },
-        'connect',
-      );
-      callback();
-    },
+    onConnect: onConnect(context, limits),
     onMailFrom: onMailFrom(context),
     onRcptTo: onRcptTo(context),
     onData: onData(context),
     // Read by the ETRN handler that installEtrn adds to smtp-server.
     ...({ onEtrn } as object),
-    onClose(session) {
-      logger.info({ session: session.id, client: session.remoteAddress }, 'disconnect');
-    },
+    onClose: onClose(context, limits),
   });
   server.on('error', (error) => logger.error({ err: error }, 'SMTP server error'));
+  rejectEarlyTalkers(server, (session, client) => {
+    logger.info({ session, client, reply: 554 }, 'client sent a command before the greeting');
+  });
+  limitErrors(server, settings.MX_MAX_ERRORS, (session, client, errors) => {
+    logger.info({ session, client, errors, reply: 421 }, 'too many errors, connection closed');
+  });
+  const stopWatchingTls = tls
+    ? watchTlsCredentials(server, certFile, keyFile, settings.MX_TLS_RELOAD_INTERVAL, logger)
+    : () => undefined;
 
   void broker.start();
   domains.start();
@@ -105,6 +131,7 @@ export async function startIngress(settings: IngressSettings, logger: Logger) {
   return {
     server,
     async stop() {
+      stopWatchingTls();
       await new Promise<void>((resolve) => server.close(() => resolve()));
       domains.stop();
       await broker.stop();

@@ -1,19 +1,24 @@
 /**
- * The SMTP transaction as ingress runs it: check the sender, check each recipient (member
- * domain, then greylist), read DATA within the size limit, prepend Received:, and answer 250
- * only after queue-store reports the message committed. Every other outcome of DATA is a 4xx
- * or 5xx, so nothing is ever acknowledged without being stored.
+ * The SMTP transaction as ingress runs it. It checks the sender (syntax, then DNS) and each
+ * recipient (syntax, member domain, DNSBL, then greylist). It reads DATA within the size limit
+ * and the rules of message-scanner.ts, prepends Received:, and replies 250 only after
+ * queue-store reports the message committed. Every other outcome of DATA is a 4xx or 5xx, so
+ * nothing is ever acknowledged without being stored.
  */
 import type { Readable } from 'node:stream';
-import { AddressError, normalizeDomain, parseMailbox } from '@secondary-mx/address';
+import { normalizeDomain } from '@secondary-mx/address';
 import type { Broker } from '@secondary-mx/amqp';
 import { type EnvelopeRecipient, newQueueId } from '@secondary-mx/contracts';
 import type { Logger } from '@secondary-mx/logger';
 import type { SMTPServerAddress, SMTPServerDataStream, SMTPServerSession } from 'smtp-server';
 import type { ApprovedDomains } from './approved-domains.ts';
+import type { DnsblChecker } from './dnsbl.ts';
 import { smtpError } from './enhanced-codes.ts';
 import { checkGreylist } from './greylist-client.ts';
+import { MessageScanner, messageViolation } from './message-scanner.ts';
 import { buildReceivedHeader, transmissionProtocol } from './received.ts';
+import { parseRecipient } from './recipient-address.ts';
+import type { SenderDomainChecker } from './sender-domain.ts';
 import type { IngressSettings } from './settings.ts';
 import { storeMessage } from './spool-client.ts';
 
@@ -24,6 +29,8 @@ export interface HandlerContext {
   settings: IngressSettings;
   broker: Broker;
   domains: ApprovedDomains;
+  senderDomains: SenderDomainChecker;
+  dnsbl: DnsblChecker;
   logger: Logger;
 }
 
@@ -33,26 +40,55 @@ function sessionLog(context: HandlerContext, session: SMTPServerSession): Logger
   return context.logger.child({ session: session.id, client: session.remoteAddress });
 }
 
-/** Checks MAIL FROM: the null sender or a mailbox with a valid domain. */
+/** Checks MAIL FROM: the null sender, or a mailbox whose domain can receive a bounce. */
 export function onMailFrom(context: HandlerContext) {
   return (address: SMTPServerAddress, session: SMTPServerSession, callback: Callback): void => {
-    const log = sessionLog(context, session);
-    const sender = address.address;
-    if (sender !== '') {
-      const at = sender.lastIndexOf('@');
-      const domain = at > 0 ? sender.slice(at + 1) : '';
-      if (at <= 0 || (!normalizeDomain(domain) && !/^\[[0-9a-f.:IPv6]+\]$/i.test(domain))) {
-        log.info({ sender, reply: 553 }, 'sender rejected: invalid address');
-        callback(smtpError(553, '5.1.7', `<${sender}>: sender address syntax is invalid`));
-        return;
-      }
-    }
-    log.info({ sender, size: address.args ? address.args.SIZE : undefined }, 'MAIL FROM accepted');
-    callback();
+    void checkSender(context, address, session).then(
+      () => callback(),
+      (error: Error) => callback(error),
+    );
   };
 }
 
-/** Checks one RCPT TO: syntax, member domain, recipient limit, then the greylist verdict. */
+async function checkSender(
+  context: HandlerContext,
+  address: SMTPServerAddress,
+  session: SMTPServerSession,
+): Promise<void> {
+  const log = sessionLog(context, session);
+  const sender = address.address;
+  if (sender !== '') {
+    const at = sender.lastIndexOf('@');
+    const domainText = at > 0 ? sender.slice(at + 1) : '';
+    const domain = normalizeDomain(domainText);
+    const literal = /^\[[0-9a-f.:IPv6]+\]$/i.test(domainText);
+    if (at <= 0 || (!domain && !literal)) {
+      log.info({ sender, reply: 553 }, 'sender rejected: invalid address');
+      throw smtpError(553, '5.1.7', `<${sender}>: sender address syntax is invalid`);
+    }
+    if (domain && context.settings.MX_SENDER_DOMAIN_CHECK) {
+      const rejection = await context.senderDomains.check(sender, domain);
+      if (rejection) {
+        log.info(
+          {
+            sender,
+            reply: (rejection as { responseCode?: number }).responseCode,
+            err: rejection.cause,
+          },
+          `sender rejected: ${rejection.message}`,
+        );
+        throw rejection;
+      }
+    }
+    if (domain && session.envelope.smtpUtf8 !== true) {
+      // smtp-server hands over U-labels; without SMTPUTF8 the primary must get A-labels.
+      address.address = `${sender.slice(0, at)}@${domain}`;
+    }
+  }
+  log.info({ sender, size: address.args ? address.args.SIZE : undefined }, 'MAIL FROM accepted');
+}
+
+/** Checks one RCPT TO: syntax, member domain, DNSBL, recipient limit, then the greylist. */
 export function onRcptTo(context: HandlerContext) {
   return (address: SMTPServerAddress, session: SMTPServerSession, callback: Callback): void => {
     void checkRecipient(context, address, session).then(
@@ -69,23 +105,22 @@ async function checkRecipient(
 ): Promise<void> {
   const { settings, domains, broker } = context;
   const log = sessionLog(context, session);
-  const recipient = address.address;
+  let recipient = address.address;
 
   let domain: string;
   try {
-    domain = parseMailbox(recipient).domain;
+    ({ address: recipient, domain } = parseRecipient(
+      recipient,
+      session.envelope.smtpUtf8 === true,
+    ));
   } catch (error) {
-    const problem = error instanceof AddressError ? error.problem : 'invalid';
-    log.info({ recipient, problem, reply: 550 }, 'recipient rejected');
-    if (
-      problem === 'routing-characters' ||
-      problem === 'source-route' ||
-      problem === 'address-literal'
-    ) {
-      throw smtpError(550, '5.7.1', `<${recipient}>: relaying denied`);
-    }
-    throw smtpError(501, '5.1.3', `<${recipient}>: ${(error as Error).message}`);
+    log.info(
+      { recipient, reply: (error as { responseCode?: number }).responseCode },
+      `recipient rejected: ${(error as Error).message}`,
+    );
+    throw error;
   }
+  address.address = recipient;
 
   if (!domains.loaded) {
     log.warn({ recipient, reply: 451 }, 'recipient deferred: approved domains not loaded yet');
@@ -94,6 +129,11 @@ async function checkRecipient(
   if (!domains.has(domain)) {
     log.info({ recipient, domain, reply: 550 }, 'recipient rejected: relaying denied');
     throw smtpError(550, '5.7.1', `<${recipient}>: relaying denied`);
+  }
+  const listed = await context.dnsbl.check(session.id, session.remoteAddress);
+  if (listed) {
+    log.info({ recipient, reply: 554 }, `recipient rejected: ${listed.message}`);
+    throw listed;
   }
   if (session.envelope.rcptTo.length >= settings.MX_MAX_RECIPIENTS) {
     log.info({ recipient, reply: 452 }, 'recipient deferred: too many recipients');
@@ -146,6 +186,20 @@ function envelopeRecipient(address: SMTPServerAddress): EnvelopeRecipient {
   };
 }
 
+/**
+ * Drops repeated addresses, keeping the last, as smtp-server does. smtp-server compares the
+ * addresses it parsed, and checkRecipient may have turned two spellings into one A-label form.
+ */
+function uniqueRecipients(recipients: EnvelopeRecipient[]): EnvelopeRecipient[] {
+  const byAddress = new Map<string, EnvelopeRecipient>();
+  for (const recipient of recipients) {
+    const key = recipient.address.toLowerCase();
+    byAddress.delete(key);
+    byAddress.set(key, recipient);
+  }
+  return [...byAddress.values()];
+}
+
 /** Reads the message, then stores it; answers 250 with the queue id only after the commit. */
 export function onData(context: HandlerContext) {
   return (
@@ -160,13 +214,21 @@ export function onData(context: HandlerContext) {
   };
 }
 
-/** Collects the stream up to limit bytes; returns undefined when the message is larger. */
-async function readLimited(stream: Readable, limit: number): Promise<Buffer[] | undefined> {
+/**
+ * Collects the stream up to limit bytes while the scanner checks it; returns undefined when
+ * the message is larger.
+ */
+async function readLimited(
+  stream: Readable,
+  limit: number,
+  scanner: MessageScanner,
+): Promise<Buffer[] | undefined> {
   const chunks: Buffer[] = [];
   let size = 0;
   let oversized = false;
   for await (const chunk of stream) {
     size += (chunk as Buffer).length;
+    scanner.scan(chunk as Buffer);
     if (size > limit) {
       // Keep reading so the client gets its reply after the final dot, but store nothing.
       oversized = true;
@@ -187,7 +249,8 @@ async function receiveMessage(
 ): Promise<string> {
   const { settings, broker } = context;
   const log = sessionLog(context, session);
-  const chunks = await readLimited(stream, settings.MX_MAX_MESSAGE_SIZE);
+  const scanner = new MessageScanner();
+  const chunks = await readLimited(stream, settings.MX_MAX_MESSAGE_SIZE, scanner);
   if (!chunks || stream.sizeExceeded) {
     log.info({ limit: settings.MX_MAX_MESSAGE_SIZE, reply: 552 }, 'message rejected: too large');
     throw smtpError(
@@ -196,11 +259,19 @@ async function receiveMessage(
       `message exceeds the fixed maximum message size of ${settings.MX_MAX_MESSAGE_SIZE} bytes`,
     );
   }
+  const violation = messageViolation(scanner.finish(), settings.MX_MAX_HOPS);
+  if (violation) {
+    log.info(
+      { reply: (violation as { responseCode?: number }).responseCode },
+      `message rejected: ${violation.message}`,
+    );
+    throw violation;
+  }
 
   const queueId = newQueueId();
   const receivedAt = new Date();
   const envelope = session.envelope;
-  const recipients = envelope.rcptTo.map(envelopeRecipient);
+  const recipients = uniqueRecipients(envelope.rcptTo.map(envelopeRecipient));
   const smtpUtf8 = envelope.smtpUtf8 === true;
   const tls = session.secure && session.tlsOptions ? session.tlsOptions : undefined;
   const received = buildReceivedHeader({

@@ -4,7 +4,14 @@ import { Broker } from '@secondary-mx/amqp';
 import { loadSettings } from '@secondary-mx/config';
 import { EXCHANGE, parseControlEvent } from '@secondary-mx/contracts';
 import { createLogger } from '@secondary-mx/logger';
-import { freePort, SmtpClient, testEnvironment } from '@secondary-mx/testkit';
+import {
+  freePort,
+  SmtpClient,
+  type SmtpReply,
+  startDnsServer,
+  type TestDnsServer,
+  testEnvironment,
+} from '@secondary-mx/testkit';
 import pg from 'pg';
 import { startQueueStore } from '../../queue-store/src/service.ts';
 import { QUEUE_STORE_SETTINGS } from '../../queue-store/src/settings.ts';
@@ -13,8 +20,10 @@ import { INGRESS_SETTINGS } from '../src/settings.ts';
 
 const environment = testEnvironment('ingress');
 const logger = createLogger('test', process.env.TEST_LOG_LEVEL ?? 'silent');
+const MAX_HOPS = 5;
 let port: number;
 let database: pg.Client;
+let dns: TestDnsServer;
 let stopAll: () => Promise<void>;
 
 async function countMessages(): Promise<number> {
@@ -22,16 +31,65 @@ async function countMessages(): Promise<number> {
   return Number(result.rows[0]?.count);
 }
 
+/** Sends a command line whose text may hold UTF-8; SmtpClient writes each char as one octet. */
+function utf8Command(client: SmtpClient, line: string): Promise<SmtpReply> {
+  return client.command(Buffer.from(line, 'utf8').toString('latin1'));
+}
+
 /** Opens a session up to an accepted MAIL FROM. */
 async function openTransaction(mailFrom = '<alice@sender.example>') {
   const { client } = await SmtpClient.connect(port);
   assert.equal((await client.command('EHLO client.example')).code, 250);
-  assert.equal((await client.command(`MAIL FROM:${mailFrom}`)).code, 250);
+  const reply = await client.command(`MAIL FROM:${mailFrom}`);
+  assert.equal(reply.code, 250, reply.text);
   return client;
+}
+
+/** Asserts that a reply starts with the expected code and enhanced code, such as `550 5.7.1`. */
+function assertReply(reply: SmtpReply, expected: string): void {
+  const escaped = expected.replaceAll('.', '\\.');
+  assert.match(reply.text, new RegExp(`^${escaped}( |$)`), `expected ${expected}`);
+}
+
+/** Sends DATA and the message text, which must end with CRLF; resolves with the final reply. */
+async function sendData(client: SmtpClient, text: string | Buffer): Promise<SmtpReply> {
+  assert.equal((await client.command('DATA')).code, 354);
+  client.write(text);
+  client.write('.\r\n');
+  return client.read();
+}
+
+/** Returns the stored body and recipient addresses of the message the 250 reply names. */
+async function storedMessage(reply: SmtpReply): Promise<{ body: Buffer; recipients: string[] }> {
+  const match = /queued as ([0-9A-Z]{20})$/.exec(reply.text);
+  assert.ok(match, reply.text);
+  const message = await database.query<{ body: Buffer }>(
+    'SELECT body FROM messages WHERE id = $1',
+    [match[1]],
+  );
+  const recipients = await database.query<{ address: string }>(
+    'SELECT address FROM recipients WHERE message_id = $1 ORDER BY id',
+    [match[1]],
+  );
+  assert.equal(message.rowCount, 1);
+  return {
+    body: (message.rows[0] as { body: Buffer }).body,
+    recipients: recipients.rows.map((row) => row.address),
+  };
 }
 
 before(async () => {
   port = await freePort();
+  dns = await startDnsServer({
+    'sender.example': { MX: [{ preference: 10, exchange: 'mx.sender.example' }] },
+    'mx.sender.example': { A: ['192.0.2.25'] },
+    'a-only.example': { A: ['192.0.2.26'] },
+    'aaaa-only.example': { AAAA: ['2001:db8::26'] },
+    'null-mx.example': { MX: [{ preference: 0, exchange: '.' }] },
+    'no-records.example': {},
+  });
+  dns.setFailure('servfail.example', 'SERVFAIL');
+  dns.setFailure('silent.example', 'no-response');
   const env = {
     ...environment.env,
     MX_HOSTNAME: 'mx2.example.net',
@@ -40,15 +98,20 @@ before(async () => {
     MX_SPOOL_TIMEOUT: '3s',
     MX_GREYLIST_TIMEOUT: '200ms',
     MX_SCHEDULER_INTERVAL: '60s',
-    // No DNS server answers here, so reverse lookups fail fast instead of leaving the machine.
-    DNS_SERVERS: '127.0.0.1:9',
+    MX_MAX_HOPS: String(MAX_HOPS),
+    MX_DNSBL_ZONES: 'bl.test',
+    MX_DNS_TIMEOUT: '300ms',
+    // Sessions here test the transaction; session-limits.test.ts covers the pregreet wait.
+    MX_PREGREET_WAIT: '0s',
+    DNS_SERVERS: dns.server,
   };
   const queueStore = await startQueueStore(loadSettings(QUEUE_STORE_SETTINGS, env), logger);
   database = new pg.Client({ connectionString: environment.database.url });
   await database.connect();
   await database.query(
     `INSERT INTO domains (name, member_number, state) VALUES
-       ('member.example', '1001', 'approved'), ('pending.example', '1002', 'pending')`,
+       ('member.example', '1001', 'approved'), ('pending.example', '1002', 'pending'),
+       ('example.org', '1003', 'approved'), ('xn--bcher-kva.example', '1004', 'approved')`,
   );
   const ingress = await startIngress(loadSettings(INGRESS_SETTINGS, env), logger);
   for (let i = 0; i < 100; i++) {
@@ -71,6 +134,7 @@ before(async () => {
 after(async () => {
   await stopAll?.();
   await database?.end();
+  await dns?.close();
   await environment.database.drop();
 });
 
@@ -228,5 +292,301 @@ describe('ETRN', () => {
     const answer = await client.command('ETRN member.example');
     client.close();
     assert.match(answer.text, /^503 5\.5\.1 /);
+  });
+});
+
+/**
+ * One RCPT TO in a fresh transaction. `reply` is the code and, where it matters, the enhanced
+ * code. `stored` is the recipient address queue-store must hold after DATA, or undefined when
+ * RCPT is rejected and nothing may be stored.
+ */
+interface RelayDialogue {
+  rcpt: string;
+  smtpUtf8?: boolean;
+  reply: string;
+  stored?: string;
+}
+
+// Member domains: example.org and bücher.example; example.com is an outside domain.
+const RELAY_DIALOGUES: RelayDialogue[] = [
+  { rcpt: '<victim@example.org>', reply: '250', stored: 'victim@example.org' },
+  { rcpt: '<victim@example.com>', reply: '550 5.7.1' },
+  // The % hack, UUCP bang paths and @ in the local part, quoted or not.
+  { rcpt: '<victim%example.com@example.org>', reply: '550 5.7.1' },
+  { rcpt: '<"victim%example.com"@example.org>', reply: '550 5.7.1' },
+  { rcpt: '<victim%25example.com@example.org>', reply: '550 5.7.1' },
+  { rcpt: '<example.com!victim@example.org>', reply: '550 5.7.1' },
+  { rcpt: '<"example.com!victim"@example.org>', reply: '550 5.7.1' },
+  { rcpt: '<"victim@example.com"@example.org>', reply: '501 5.1.3' },
+  { rcpt: '<"victim\\@example.com"@example.org>', reply: '501 5.1.3' },
+  { rcpt: '<victim@example.com@example.org>', reply: '501 5.1.3' },
+  { rcpt: '<victim@example.org@example.com>', reply: '501 5.1.3' },
+  // Source routes: smtp-server drops the route, and the mailbox after it decides.
+  { rcpt: '<@example.org:victim@example.com>', reply: '550 5.7.1' },
+  { rcpt: '<@example.org,@example.net:victim@example.com>', reply: '550 5.7.1' },
+  { rcpt: '<@example.com:victim@example.org>', reply: '250', stored: 'victim@example.org' },
+  // Parameters inside a quoted local part are not DSN parameters.
+  { rcpt: '<"user@example.org> NOTIFY=NEVER"@example.com>', reply: '501' },
+  { rcpt: '<"user@example.org> ORCPT=rfc822;x"@example.com>', reply: '501 5.1.3' },
+  { rcpt: '<"user NOTIFY=NEVER"@example.org>', reply: '501' },
+  // Address literals and bare addresses.
+  { rcpt: '<victim@[127.0.0.1]>', reply: '550 5.7.1' },
+  { rcpt: '<victim@[192.0.2.1]>', reply: '550 5.7.1' },
+  { rcpt: '<victim@[IPv6:::1]>', reply: '550 5.7.1' },
+  { rcpt: '<victim@127.0.0.1>', reply: '501 5.1.3' },
+  { rcpt: '<victim@localhost>', reply: '501 5.1.3' },
+  // Trailing dots and other domain syntax.
+  { rcpt: '<victim@example.org.>', reply: '501 5.1.3' },
+  { rcpt: '<victim@example.com.>', reply: '501 5.1.3' },
+  { rcpt: '<victim@example.org..>', reply: '501 5.1.3' },
+  { rcpt: '<victim@.example.org>', reply: '501 5.1.3' },
+  { rcpt: '<victim@example.org%2Eexample.com>', reply: '501 5.1.3' },
+  { rcpt: '<victim@example.com.example.org>', reply: '550 5.7.1' },
+  { rcpt: '<victim@example.org.example.com>', reply: '550 5.7.1' },
+  // Case games.
+  { rcpt: '<Victim@EXAMPLE.ORG>', reply: '250', stored: 'Victim@example.org' },
+  { rcpt: '<victim@EXAMPLE.COM>', reply: '550 5.7.1' },
+  { rcpt: '<VICTIM%EXAMPLE.COM@EXAMPLE.ORG>', reply: '550 5.7.1' },
+  // IDN and UTF-8: without SMTPUTF8 the stored address carries the A-label.
+  { rcpt: '<kunde@xn--bcher-kva.example>', reply: '250', stored: 'kunde@xn--bcher-kva.example' },
+  { rcpt: '<kunde@bücher.example>', reply: '250', stored: 'kunde@xn--bcher-kva.example' },
+  {
+    rcpt: '<kunde@BÜCHER.example>',
+    smtpUtf8: true,
+    reply: '250',
+    stored: 'kunde@BÜCHER.example',
+  },
+  { rcpt: '<kunde@bucher.example>', reply: '550 5.7.1' },
+  { rcpt: '<kunde@bücher.example.com>', smtpUtf8: true, reply: '550 5.7.1' },
+  { rcpt: '<müller@example.org>', reply: '553 5.6.7' },
+  { rcpt: '<müller@example.org>', smtpUtf8: true, reply: '250', stored: 'müller@example.org' },
+  // smtp-server reads the fullwidth full stop as a dot, so this is victim@example.org.
+  { rcpt: '<victim@example．org>', smtpUtf8: true, reply: '250', stored: 'victim@example.org' },
+  { rcpt: '<victim@ｅｘａｍｐｌｅ.org>', smtpUtf8: true, reply: '501 5.1.3' },
+  { rcpt: '<victim@example.org\u200b>', smtpUtf8: true, reply: '501' },
+  // The domainless postmaster names our own, and we have no local mailboxes.
+  { rcpt: '<postmaster>', reply: '550 5.1.1' },
+  { rcpt: '<Postmaster>', reply: '550 5.1.1' },
+  { rcpt: '<postmaster@example.org>', reply: '250', stored: 'postmaster@example.org' },
+  { rcpt: '<postmaster@example.com>', reply: '550 5.7.1' },
+  // Broken syntax.
+  { rcpt: 'victim@example.com', reply: '501' },
+  { rcpt: '<>', reply: '501' },
+  { rcpt: '<victim@example.com', reply: '501' },
+];
+
+describe('relay attempts', () => {
+  for (const { rcpt, smtpUtf8, reply, stored } of RELAY_DIALOGUES) {
+    const name = `RCPT TO:${rcpt}${smtpUtf8 ? ' with SMTPUTF8' : ''} gets ${reply}`;
+    test(name, async () => {
+      const before = await countMessages();
+      const client = await openTransaction(
+        smtpUtf8 ? '<alice@sender.example> SMTPUTF8' : '<alice@sender.example>',
+      );
+      assertReply(await utf8Command(client, `RCPT TO:${rcpt}`), reply);
+      if (stored === undefined) {
+        assert.equal((await client.command('DATA')).code, 503, 'DATA without a recipient');
+        client.close();
+        assert.equal(await countMessages(), before, 'nothing stored');
+        return;
+      }
+      const accepted = await sendData(client, 'Subject: relay test\r\n\r\nbody\r\n');
+      client.close();
+      assertReply(accepted, '250 2.0.0');
+      assert.deepEqual((await storedMessage(accepted)).recipients, [stored]);
+      assert.equal(await countMessages(), before + 1, 'exactly one message stored');
+    });
+  }
+});
+
+test('U-label and A-label of one recipient are stored once', async () => {
+  const client = await openTransaction();
+  assert.equal((await utf8Command(client, 'RCPT TO:<kunde@bücher.example>')).code, 250);
+  assert.equal((await client.command('RCPT TO:<kunde@xn--bcher-kva.example>')).code, 250);
+  const reply = await sendData(client, 'Subject: twice\r\n\r\nbody\r\n');
+  client.close();
+  assertReply(reply, '250 2.0.0');
+  assert.deepEqual((await storedMessage(reply)).recipients, ['kunde@xn--bcher-kva.example']);
+});
+
+describe('SMTP smuggling', () => {
+  // Each ending is one that some server takes for the end of DATA; the real end follows later.
+  const endings = ['\n.\n', '\r.\r', '\n.\r\n', '\r\n.\r', '\r.\r\n', '\r\n.\n'];
+  for (const ending of endings) {
+    test(`${JSON.stringify(ending)} before a second transaction gets 554 5.6.0`, async () => {
+      const before = await countMessages();
+      const client = await openTransaction();
+      assert.equal((await client.command('RCPT TO:<bob@member.example>')).code, 250);
+      const reply = await sendData(
+        client,
+        `Subject: first\r\n\r\nfirst${ending}` +
+          'MAIL FROM:<alice@sender.example>\r\nRCPT TO:<bob@member.example>\r\nDATA\r\n' +
+          'Subject: smuggled\r\n\r\nsecond\r\n',
+      );
+      assertReply(reply, '554 5.6.0');
+      const noop = await client.command('NOOP');
+      client.close();
+      assert.equal(noop.text, '250 2.0.0 OK', 'the next reply answers NOOP, not smuggled commands');
+      assert.equal(await countMessages(), before, 'nothing stored');
+    });
+  }
+
+  test('bare LF in the header gets 554 5.6.0', async () => {
+    const before = await countMessages();
+    const client = await openTransaction();
+    assert.equal((await client.command('RCPT TO:<bob@member.example>')).code, 250);
+    const reply = await sendData(client, 'Subject: bare\nX-Other: yes\r\n\r\nbody\r\n');
+    client.close();
+    assertReply(reply, '554 5.6.0');
+    assert.equal(await countMessages(), before);
+  });
+
+  test('dot-stuffed lines are stored once and unstuffed', async () => {
+    const client = await openTransaction();
+    assert.equal((await client.command('RCPT TO:<bob@member.example>')).code, 250);
+    const reply = await sendData(
+      client,
+      'Subject: dots\r\n\r\n..\r\n..MAIL FROM:<alice@sender.example>\r\n...\r\n',
+    );
+    client.close();
+    assertReply(reply, '250 2.0.0');
+    const { body } = await storedMessage(reply);
+    assert.ok(
+      body.toString('latin1').endsWith('\r\n\r\n.\r\n.MAIL FROM:<alice@sender.example>\r\n..\r\n'),
+    );
+  });
+});
+
+describe('line length', () => {
+  test('a line of 1000 octets with CRLF is stored intact', async () => {
+    const line = 'x'.repeat(998);
+    const client = await openTransaction();
+    assert.equal((await client.command('RCPT TO:<bob@member.example>')).code, 250);
+    const reply = await sendData(client, `Subject: long\r\n\r\n${line}\r\n`);
+    client.close();
+    assertReply(reply, '250 2.0.0');
+    assert.ok((await storedMessage(reply)).body.toString('latin1').endsWith(`\r\n${line}\r\n`));
+  });
+
+  test('a line of 1001 octets with CRLF gets 554 5.6.0', async () => {
+    const before = await countMessages();
+    const client = await openTransaction();
+    assert.equal((await client.command('RCPT TO:<bob@member.example>')).code, 250);
+    const reply = await sendData(client, `Subject: long\r\n\r\n${'x'.repeat(999)}\r\n`);
+    client.close();
+    assertReply(reply, '554 5.6.0');
+    assert.match(reply.text, /line 3 has 1001 octets/);
+    assert.equal(await countMessages(), before);
+  });
+
+  test('a long header line gets 554 5.6.0', async () => {
+    const before = await countMessages();
+    const client = await openTransaction();
+    assert.equal((await client.command('RCPT TO:<bob@member.example>')).code, 250);
+    const reply = await sendData(client, `Subject: ${'y'.repeat(1000)}\r\n\r\nbody\r\n`);
+    client.close();
+    assertReply(reply, '554 5.6.0');
+    assert.equal(await countMessages(), before);
+  });
+});
+
+describe('Received: hop limit', () => {
+  const trace = (count: number) =>
+    'Received: from relay.example by hop.example; x\r\n'.repeat(count);
+
+  test('MX_MAX_HOPS Received: fields are accepted', async () => {
+    const client = await openTransaction();
+    assert.equal((await client.command('RCPT TO:<bob@member.example>')).code, 250);
+    const reply = await sendData(client, `${trace(MAX_HOPS)}Subject: hops\r\n\r\nbody\r\n`);
+    client.close();
+    assertReply(reply, '250 2.0.0');
+  });
+
+  test('one Received: field more gets 554 5.4.6', async () => {
+    const before = await countMessages();
+    const client = await openTransaction();
+    assert.equal((await client.command('RCPT TO:<bob@member.example>')).code, 250);
+    const fields = `${trace(MAX_HOPS)}received : from x by y; z\r\n`;
+    const reply = await sendData(client, `${fields}Subject: hops\r\n\r\nbody\r\n`);
+    client.close();
+    assertReply(reply, '554 5.4.6');
+    assert.equal(await countMessages(), before);
+  });
+
+  test('Received: lines in the body are not counted', async () => {
+    const client = await openTransaction();
+    assert.equal((await client.command('RCPT TO:<bob@member.example>')).code, 250);
+    const reply = await sendData(client, `Subject: hops\r\n\r\n${trace(MAX_HOPS + 1)}`);
+    client.close();
+    assertReply(reply, '250 2.0.0');
+  });
+});
+
+describe('sender domain check', () => {
+  const cases: { from: string; reply: string }[] = [
+    { from: '<alice@sender.example>', reply: '250' },
+    { from: '<alice@SENDER.Example>', reply: '250' },
+    { from: '<alice@a-only.example>', reply: '250' },
+    { from: '<alice@aaaa-only.example>', reply: '250' },
+    { from: '<>', reply: '250' },
+    { from: '<alice@[192.0.2.1]>', reply: '250' },
+    { from: '<alice@null-mx.example>', reply: '550 5.7.27' },
+    { from: '<alice@no-records.example>', reply: '450 4.1.8' },
+    { from: '<alice@unknown.example>', reply: '450 4.1.8' },
+    { from: '<alice@servfail.example>', reply: '451 4.4.3' },
+    { from: '<alice@silent.example>', reply: '451 4.4.3' },
+  ];
+  for (const { from, reply } of cases) {
+    test(`MAIL FROM:${from} gets ${reply}`, async () => {
+      const { client } = await SmtpClient.connect(port);
+      await client.command('EHLO client.example');
+      const answer = await client.command(`MAIL FROM:${from}`);
+      client.close();
+      assertReply(answer, reply);
+    });
+  }
+});
+
+describe('DNSBL', () => {
+  const listing = '1.0.0.127.bl.test';
+
+  test('a listed client gets 554 5.7.1 at RCPT', async () => {
+    dns.setRecords(listing, { A: ['127.0.0.2'] });
+    try {
+      const before = await countMessages();
+      const client = await openTransaction();
+      const reply = await client.command('RCPT TO:<bob@member.example>');
+      assert.equal((await client.command('DATA')).code, 503);
+      client.close();
+      assertReply(reply, '554 5.7.1');
+      assert.match(reply.text, /client host \[127\.0\.0\.1\] blocked using bl\.test$/);
+      assert.equal(await countMessages(), before);
+    } finally {
+      dns.setRecords(listing, undefined);
+    }
+  });
+
+  test('an answer outside 127.0.0.0/24 is not a listing', async () => {
+    dns.setRecords(listing, { A: ['127.255.255.254'] });
+    try {
+      const client = await openTransaction();
+      const reply = await client.command('RCPT TO:<bob@member.example>');
+      client.close();
+      assertReply(reply, '250');
+    } finally {
+      dns.setRecords(listing, undefined);
+    }
+  });
+
+  test('a zone that fails lets the client through', async () => {
+    dns.setFailure(listing, 'SERVFAIL');
+    try {
+      const client = await openTransaction();
+      const reply = await client.command('RCPT TO:<bob@member.example>');
+      client.close();
+      assertReply(reply, '250');
+    } finally {
+      dns.setFailure(listing, undefined);
+    }
   });
 });

@@ -1,0 +1,26 @@
+/**
+ * Access to smtp-server's SMTPConnection prototype for the few rules that its options do not
+ * cover. Each patch looks up its settings by server, so a server without them behaves as
+ * smtp-server 3.x does.
+ */
+import type { SMTPServer, SMTPServerSession } from 'smtp-server';
+import { SMTPConnection } from 'smtp-server/lib/smtp-connection.js';
+
+/** The fields of an smtp-server 3.x connection that the patches read. */
+export interface ConnectionInternals {
+  id: string;
+  name: string;
+  remoteAddress: string;
+  session: SMTPServerSession;
+  _server: SMTPServer;
+  _ready: boolean;
+  _upgrading: boolean;
+  _closing: boolean;
+  _closed: boolean;
+  send(code: number, data?: unknown, context?: unknown): void;
+  close(): void;
+  _onCommand(command: Buffer, callback?: () => void): void;
+}
+
+export const connectionPrototype = (SMTPConnection as unknown as { prototype: ConnectionInternals })
+  .prototype;
