@@ -1,6 +1,6 @@
 /**
  * The SMTP transaction as ingress runs it: check the sender, check each recipient (member
- * domain, then greylist), read DATA within the size limit, prepend Received:, and answer 250
+ * domain, the domain's recipient check, then greylist), read DATA within the size limit, prepend Received:, and answer 250
  * only after queue-store reports the message committed. Every other outcome of DATA is a 4xx
  * or 5xx, so nothing is ever acknowledged without being stored.
  */
@@ -14,6 +14,8 @@ import type { ApprovedDomains } from './approved-domains.ts';
 import { smtpError } from './enhanced-codes.ts';
 import { checkGreylist } from './greylist-client.ts';
 import { buildReceivedHeader, transmissionProtocol } from './received.ts';
+import { checkRecipientPolicy } from './recipient-policy.ts';
+import type { RecipientVerifier } from './recipient-verifier.ts';
 import type { IngressSettings } from './settings.ts';
 import { storeMessage } from './spool-client.ts';
 
@@ -24,6 +26,7 @@ export interface HandlerContext {
   settings: IngressSettings;
   broker: Broker;
   domains: ApprovedDomains;
+  verifier: RecipientVerifier;
   logger: Logger;
 }
 
@@ -52,7 +55,10 @@ export function onMailFrom(context: HandlerContext) {
   };
 }
 
-/** Checks one RCPT TO: syntax, member domain, recipient limit, then the greylist verdict. */
+/**
+ * Checks one RCPT TO: syntax, member domain, recipient limit, the domain's recipient check,
+ * then the greylist verdict unless the domain has greylisting off.
+ */
 export function onRcptTo(context: HandlerContext) {
   return (address: SMTPServerAddress, session: SMTPServerSession, callback: Callback): void => {
     void checkRecipient(context, address, session).then(
@@ -72,8 +78,9 @@ async function checkRecipient(
   const recipient = address.address;
 
   let domain: string;
+  let localPart: string;
   try {
-    domain = parseMailbox(recipient).domain;
+    ({ domain, localPart } = parseMailbox(recipient));
   } catch (error) {
     const problem = error instanceof AddressError ? error.problem : 'invalid';
     log.info({ recipient, problem, reply: 550 }, 'recipient rejected');
@@ -98,6 +105,18 @@ async function checkRecipient(
   if (session.envelope.rcptTo.length >= settings.MX_MAX_RECIPIENTS) {
     log.info({ recipient, reply: 452 }, 'recipient deferred: too many recipients');
     throw smtpError(452, '4.5.3', 'too many recipients, send the rest in another transaction');
+  }
+
+  const policy = domains.policy(domain);
+  const recipientCheck = await checkRecipientPolicy(
+    { session: session.id, address: recipient, localPart, domain },
+    policy,
+    context.verifier,
+    log,
+  );
+  if (!policy.greylist) {
+    log.info({ recipient, recipientCheck, greylist: 'off' }, 'RCPT TO accepted');
+    return;
   }
 
   const mailFrom = session.envelope.mailFrom;
@@ -130,7 +149,11 @@ async function checkRecipient(
     log.warn({ recipient, err: verdict.error }, 'greylist verdict unavailable, recipient accepted');
   }
   log.info(
-    { recipient, greylist: verdict.action === 'pass' ? verdict.reason : 'unavailable' },
+    {
+      recipient,
+      recipientCheck,
+      greylist: verdict.action === 'pass' ? verdict.reason : 'unavailable',
+    },
     'RCPT TO accepted',
   );
 }
