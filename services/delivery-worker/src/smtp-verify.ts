@@ -13,7 +13,7 @@ export type VerifyResult = RecipientVerifyReply['result'];
 
 export interface VerifyOptions {
   heloName: string;
-  /** Limit in milliseconds for the TCP connect and for each reply. */
+  /** Limit in milliseconds for the TCP connect, greeting, EHLO and STARTTLS. */
   connectTimeoutMs: number;
 }
 
@@ -46,23 +46,24 @@ type AddressAnswer =
   | { replied: true; result: VerifyResult; reply: string }
   | { replied: false; detail: string };
 
-/** Runs the envelope on an open session and closes it. */
+/** Runs the envelope on an open session and closes it; each reply may take until `deadline`. */
 async function askSession(
   session: SmtpSession,
   recipient: string,
-  timeoutMs: number,
+  deadline: number,
 ): Promise<AddressAnswer> {
+  const remaining = () => Math.max(1, deadline - Date.now());
   try {
     // RFC 6531: a non-ASCII address needs SMTPUTF8 on MAIL FROM.
     const utf8 = hasNonAscii(recipient);
     if (utf8 && !session.parameters.supports('SMTPUTF8')) {
       return { replied: false, detail: 'SMTPUTF8 is required, but was not offered' };
     }
-    const mail = await session.command(`MAIL FROM:<>${utf8 ? ' SMTPUTF8' : ''}`, timeoutMs);
+    const mail = await session.command(`MAIL FROM:<>${utf8 ? ' SMTPUTF8' : ''}`, remaining());
     if (!mail.startsWith('2')) {
       return { replied: false, detail: `MAIL FROM:<> rejected: ${oneLine(mail)}` };
     }
-    const rcpt = await session.command(`RCPT TO:<${recipient}>`, timeoutMs);
+    const rcpt = await session.command(`RCPT TO:<${recipient}>`, remaining());
     const result = RESULT_BY_CLASS[rcpt.charAt(0)] ?? 'unknown';
     return { replied: true, result, reply: oneLine(rcpt) };
   } catch (error) {
@@ -90,18 +91,21 @@ export async function verifyAtHops(
         attempts.push(`${relay}: deadline reached before connecting`);
         return { result: 'unknown', reply: attempts.join('; '), relay };
       }
-      const timeoutMs = Math.min(options.connectTimeoutMs, remaining);
       let session: SmtpSession;
       try {
         session = await openSession(
           { host: hop.host, address, port: hop.port },
-          { heloName: options.heloName, connectTimeoutMs: timeoutMs, socketTimeoutMs: timeoutMs },
+          {
+            heloName: options.heloName,
+            connectTimeoutMs: Math.min(options.connectTimeoutMs, remaining),
+            socketTimeoutMs: remaining,
+          },
         );
       } catch (error) {
         attempts.push(`${relay}: ${describeSessionError(error)}`);
         continue;
       }
-      const answer = await askSession(session, recipient, timeoutMs);
+      const answer = await askSession(session, recipient, deadline);
       if (answer.replied) {
         return { result: answer.result, reply: answer.reply, remoteMta: hop.host, relay };
       }
