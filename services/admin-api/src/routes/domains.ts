@@ -136,8 +136,6 @@ export function domainRoutes(app: FastifyInstance, deps: { pool: Pool; broker: B
         params: DomainParamsSchema,
         body: {
           type: 'object',
-          // Rejects a misspelt field, which additionalProperties would drop without a word.
-          propertyNames: { enum: PATCH_FIELDS },
           properties: {
             primaryHosts: {
               type: 'array',
@@ -173,6 +171,20 @@ export function domainRoutes(app: FastifyInstance, deps: { pool: Pool; broker: B
       }
 
       const body = request.body ?? {};
+      // Checked here rather than with additionalProperties, which fastify's validator would
+      // answer by dropping a misspelt field without a word.
+      const unknownField = Object.keys(body).find((field) => !PATCH_FIELDS.includes(field));
+      if (unknownField !== undefined) {
+        return reply
+          .code(400)
+          .send(
+            errorBody(
+              400,
+              `body/${unknownField} is not a domain setting: use ${PATCH_FIELDS.join(', ')}`,
+            ),
+          );
+      }
+
       const changes: DomainChanges = {};
       if (body.primaryHosts !== undefined) {
         try {
