@@ -32,7 +32,7 @@ function rcptCount(address: string): number {
   return rcptCounts.get(address.toLowerCase()) ?? 0;
 }
 
-/** The fake primary's RCPT replies, chosen by the local part's prefix. */
+/** Returns the fake primary's RCPT reply, chosen by the local part's prefix. */
 function primaryRcptReply(address: string): PrimaryReply | Promise<PrimaryReply> | undefined {
   const localPart = address.slice(0, address.lastIndexOf('@')).toLowerCase();
   if (localPart.startsWith('unknown')) {

@@ -9,7 +9,7 @@ export const QUEUE = {
   spoolStore: 'spool.store',
   /** RPC: ingress asks queue-store for the approved domains. */
   domainsList: 'domains.list',
-  /** RPC: ingress asks a delivery worker whether the primary accepts a recipient at RCPT. */
+  /** RPC: a delivery worker checks with the primary whether it accepts a recipient at RCPT. */
   recipientVerify: 'recipient.verify',
   /** Work queue: queue-store hands leased recipients to delivery workers. */
   deliveryJobs: 'delivery.jobs',

@@ -84,11 +84,11 @@ export type GreylistCheckReply = z.infer<typeof GreylistCheckReplySchema>;
 export const RECIPIENT_CHECKS = ['none', 'list', 'verify'] as const;
 export type RecipientCheck = (typeof RECIPIENT_CHECKS)[number];
 
-/** How ingress judges the recipients of one approved domain at RCPT time. */
+/** Policy that ingress applies to the recipients of one approved domain at RCPT time. */
 export const DomainPolicySchema = z.object({
   /**
-   * `none` accepts every local part, `list` only those matching `recipients`, `verify` asks the
-   * primary at RCPT time.
+   * `none` accepts every local part, `list` only those matching `recipients`, `verify` checks
+   * each recipient with the primary at RCPT time.
    */
   recipientCheck: z.enum(RECIPIENT_CHECKS),
   /** Local-part patterns for `list`: `*` matches any run of characters, including none. */
@@ -96,7 +96,7 @@ export const DomainPolicySchema = z.object({
   localPartCaseSensitive: z.boolean(),
   /** False skips the greylist check for the domain's recipients. */
   greylist: z.boolean(),
-  /** Next hops set by an administrator, which `verify` asks as deliveries would. */
+  /** Next hops set by an administrator, which `verify` contacts as deliveries would. */
   primaryHosts: z.array(z.string()),
 });
 export type DomainPolicy = z.infer<typeof DomainPolicySchema>;
@@ -117,7 +117,7 @@ export const RecipientVerifyRequestSchema = z.object({
   recipient: z.string().min(1).max(320),
   domain: z.string().min(1).max(253),
   primaryHosts: z.array(z.string()),
-  /** Epoch milliseconds after which the answer is of no use and the request is dropped. */
+  /** Epoch milliseconds after which the reply is of no use and the request is dropped. */
   deadline: z.number(),
 });
 export type RecipientVerifyRequest = z.infer<typeof RecipientVerifyRequestSchema>;

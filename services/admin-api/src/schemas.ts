@@ -10,8 +10,8 @@ export const MEMBER_NUMBER_PATTERN = '^\\s*[A-Za-z0-9./-]{1,64}\\s*$';
 export const MAX_PRIMARY_HOSTS = 10;
 
 /**
- * Entries per recipient list. Ingress holds every list in memory and reloads them all on each
- * change, so the bound keeps that reload small.
+ * Maximum entries per recipient list. Ingress keeps every list in memory and reloads them all
+ * on each change, so the bound keeps that reload small.
  */
 export const MAX_RECIPIENT_ENTRIES = 10_000;
 

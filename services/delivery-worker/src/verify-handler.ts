@@ -1,6 +1,6 @@
 /**
  * Serves recipient.verify: resolves the domain's next hops as a delivery would (override or MX
- * hosts more preferred than ours) and asks them about the recipient with smtp-verify. Every
+ * hosts more preferred than ours) and checks the recipient with them through smtp-verify. Every
  * failure becomes an `unknown` reply, so ingress never waits for a request that threw.
  */
 import {

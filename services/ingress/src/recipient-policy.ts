@@ -3,8 +3,8 @@
  * primary would reject and that we would then bounce to forged senders (backscatter):
  * - `none` accepts every local part;
  * - `list` accepts local parts that match the domain's list;
- * - `verify` asks the primary (or the cache of its earlier answers) and accepts what neither
- *   knows, so an unreachable primary never stops mail.
+ * - `verify` checks the recipient with the primary (or the cache of its earlier verdicts) and
+ *   accepts it when neither has a verdict, so an unreachable primary never stops mail.
  * Postmaster is accepted in every mode (RFC 5321 section 4.5.1).
  */
 import { isPostmaster } from '@secondary-mx/address';
@@ -22,7 +22,7 @@ export interface RecipientToCheck {
   domain: string;
 }
 
-/** Longest part of the primary's reply that we repeat in ours. */
+/** Maximum length of the primary's reply that we quote in ours. */
 const MAX_QUOTED_REPLY = 300;
 
 /** Makes the primary's reply safe to repeat on one line of our reply. */

@@ -1,8 +1,11 @@
 /**
  * Recipient verification for domains whose recipientCheck is `verify`: the cache first, then
- * the primary through recipient.verify, answered by a delivery worker. Concurrent checks of
- * one address in this process share one request, and an answer that comes after
+ * the primary through recipient.verify, which a delivery worker serves. Concurrent checks of
+ * one address in this process share one request, and a verdict that comes after
  * MX_VERIFY_TIMEOUT still fills the cache for the sender's retry.
+ *
+ * NOTE: replicas do not share requests in flight, so each ingress replica may ask the primary
+ * once about a new address before the first verdict is cached.
  */
 import type { Broker } from '@secondary-mx/amqp';
 import {
@@ -29,7 +32,7 @@ export interface VerifyRequest {
 
 /**
  * How long a request to the delivery workers may run in the background after ingress stopped
- * waiting: long enough for a slow primary to answer, so the verdict reaches the cache.
+ * waiting: long enough for a slow primary to reply, so the verdict reaches the cache.
  */
 const BACKGROUND_LIMIT_MS = 30_000;
 
@@ -56,8 +59,8 @@ export class RecipientVerifier {
       return { result: answer.result, reply: answer.reply, source: 'primary' };
     }
 
-    // A 4xx, an unreachable primary or no answer in time: the cache decides, because another
-    // replica or an earlier late answer may have filled it since the first look.
+    // A 4xx, an unreachable primary or no verdict in time: the cache decides, because another
+    // replica or an earlier late verdict may have filled it since the first lookup.
     const again = await this.readCache(key, request.recipient, log);
     if (again) {
       return { ...again, source: 'cache' };

@@ -1,6 +1,6 @@
 /**
  * The Redis connection of ingress, used for the recipient-verification cache only. ioredis
- * reconnects by itself; while Redis is down, commands fail at once and callers treat that as a
+ * reconnects by itself. While Redis is down, commands fail at once and callers treat that as a
  * cache miss, so an outage of Redis never stops mail.
  */
 import type { Logger } from '@secondary-mx/logger';

@@ -171,8 +171,8 @@ export function domainRoutes(app: FastifyInstance, deps: { pool: Pool; broker: B
       }
 
       const body = request.body ?? {};
-      // Checked here rather than with additionalProperties, which fastify's validator would
-      // answer by dropping a misspelt field without a word.
+      // Checked here rather than with additionalProperties, because fastify's validator drops
+      // an additional property silently instead of rejecting it.
       const unknownField = Object.keys(body).find((field) => !PATCH_FIELDS.includes(field));
       if (unknownField !== undefined) {
         return reply
