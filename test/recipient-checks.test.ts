@@ -269,6 +269,8 @@ describe('recipientCheck verify', () => {
     assert.equal(first.code, 250, `no verdict within the timeout accepts: ${first.text}`);
     const later = await waitForReply('slow@verify.example', 550);
     assert.match(later.text, /No such user \(late\)/);
+    const cached = await rcpt('slow@verify.example');
+    assert.equal(cached.code, 550, cached.text);
     assert.equal(rcptCount('slow@verify.example'), 1);
   });
 
