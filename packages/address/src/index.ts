@@ -124,3 +124,11 @@ function isValidLocalPart(localPart: string): boolean {
   // RFC 6531 lets UTF-8 into local parts; every other octet must be atext.
   return [...localPart].every((char) => char.charCodeAt(0) > 0x7f || DOT_ATOM_LOCAL.test(char));
 }
+
+export {
+  compileRecipientList,
+  formatRecipientEntry,
+  isPostmaster,
+  parseRecipientEntry,
+  RecipientPatternError,
+} from './recipient-pattern.ts';

@@ -347,6 +347,21 @@ export const SETTINGS = {
     duration(50, 60 * SECOND),
     'how long ingress waits for a greylist verdict',
   ),
+  MX_VERIFY_TIMEOUT: setting(
+    '5s',
+    duration(50, 60 * SECOND),
+    'how long ingress waits for the primary to judge a recipient of a verify domain',
+  ),
+  MX_VERIFY_POSITIVE_TTL: setting(
+    '31d',
+    duration(SECOND, 365 * DAY),
+    'how long a recipient the primary accepted is remembered as valid',
+  ),
+  MX_VERIFY_NEGATIVE_TTL: setting(
+    '3h',
+    duration(SECOND, 365 * DAY),
+    'how long a recipient the primary rejected with 5xx is remembered as invalid',
+  ),
   MX_GREYLIST_DELAY: setting('300s', duration(0, DAY), 'minimum wait before a retry passes'),
   MX_GREYLIST_RETRY_WINDOW: setting(
     '2d',

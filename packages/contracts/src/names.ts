@@ -9,6 +9,8 @@ export const QUEUE = {
   spoolStore: 'spool.store',
   /** RPC: ingress asks queue-store for the approved domains. */
   domainsList: 'domains.list',
+  /** RPC: a delivery worker checks with the primary whether it accepts a recipient at RCPT. */
+  recipientVerify: 'recipient.verify',
   /** Work queue: queue-store hands leased recipients to delivery workers. */
   deliveryJobs: 'delivery.jobs',
   /** Work queue: delivery workers report the outcome of each recipient back to queue-store. */

@@ -81,10 +81,59 @@ export const GreylistCheckReplySchema = z.object({
 });
 export type GreylistCheckReply = z.infer<typeof GreylistCheckReplySchema>;
 
+export const RECIPIENT_CHECKS = ['none', 'list', 'verify'] as const;
+export type RecipientCheck = (typeof RECIPIENT_CHECKS)[number];
+
+/** Policy that ingress applies to the recipients of one approved domain at RCPT time. */
+export const DomainPolicySchema = z.object({
+  /**
+   * `none` accepts every local part, `list` only those matching `recipients`, `verify` checks
+   * each recipient with the primary at RCPT time.
+   */
+  recipientCheck: z.enum(RECIPIENT_CHECKS),
+  /** Local-part patterns for `list`: `*` matches any run of characters, including none. */
+  recipients: z.array(z.string()),
+  localPartCaseSensitive: z.boolean(),
+  /** False skips the greylist check for the domain's recipients. */
+  greylist: z.boolean(),
+  /** Next hops set by an administrator, which `verify` contacts as deliveries would. */
+  primaryHosts: z.array(z.string()),
+});
+export type DomainPolicy = z.infer<typeof DomainPolicySchema>;
+
 export const DomainsListReplySchema = z.object({
   approved: z.array(z.string()),
+  /**
+   * Policy by approved domain. A domain without an entry has the defaults: no recipient check,
+   * greylisting on.
+   */
+  policies: z.record(z.string(), DomainPolicySchema).default({}),
 });
 export type DomainsListReply = z.infer<typeof DomainsListReplySchema>;
+
+export const RecipientVerifyRequestSchema = z.object({
+  session: z.string().max(64),
+  /** The recipient as given at RCPT, with the domain in lower-case A-label form. */
+  recipient: z.string().min(1).max(320),
+  domain: z.string().min(1).max(253),
+  primaryHosts: z.array(z.string()),
+  /** Epoch milliseconds after which the reply is of no use and the request is dropped. */
+  deadline: z.number(),
+});
+export type RecipientVerifyRequest = z.infer<typeof RecipientVerifyRequestSchema>;
+
+/**
+ * The primary's verdict on one recipient: `valid` for 2xx to RCPT, `invalid` for 5xx, `unknown`
+ * when no next hop answered RCPT (4xx, no connection, DNS failure, timeout).
+ */
+export const RecipientVerifyReplySchema = z.object({
+  result: z.enum(['valid', 'invalid', 'unknown']),
+  /** The reply to RCPT on one line, or why there was none. */
+  reply: z.string().max(2000),
+  /** Host name of the next hop that replied to RCPT. */
+  remoteMta: z.string().optional(),
+});
+export type RecipientVerifyReply = z.infer<typeof RecipientVerifyReplySchema>;
 
 export const JobRecipientSchema = EnvelopeRecipientSchema.extend({
   id: z.string(),

@@ -1,4 +1,4 @@
-import type { DomainState } from '@secondary-mx/contracts';
+import type { DomainState, RecipientCheck } from '@secondary-mx/contracts';
 import type { Pool } from './connection.ts';
 
 export interface DomainRow {
@@ -6,12 +6,16 @@ export interface DomainRow {
   memberNumber: string;
   state: DomainState;
   primaryHosts: string[];
+  recipientCheck: RecipientCheck;
+  localPartCaseSensitive: boolean;
+  greylist: boolean;
   requestedAt: Date;
   approvedAt: Date | null;
   updatedAt: Date;
 }
 
 const DOMAIN_COLUMNS = `name, member_number AS "memberNumber", state, primary_hosts AS "primaryHosts",
+  recipient_check AS "recipientCheck", local_part_case_sensitive AS "localPartCaseSensitive", greylist,
   requested_at AS "requestedAt", approved_at AS "approvedAt", updated_at AS "updatedAt"`;
 
 /** Inserts a pending domain; returns undefined when the domain is already registered. */
@@ -53,14 +57,35 @@ export async function approveDomain(pool: Pool, name: string): Promise<DomainRow
   return result.rows[0];
 }
 
-export async function setPrimaryHosts(
+/** The settings of a domain that an administrator may change; absent fields stay as they are. */
+export interface DomainChanges {
+  primaryHosts?: string[];
+  recipientCheck?: RecipientCheck;
+  localPartCaseSensitive?: boolean;
+  greylist?: boolean;
+}
+
+/** Applies the given changes; returns undefined when the domain is not registered. */
+export async function updateDomain(
   pool: Pool,
   name: string,
-  primaryHosts: string[],
+  changes: DomainChanges,
 ): Promise<DomainRow | undefined> {
   const result = await pool.query<DomainRow>(
-    `UPDATE domains SET primary_hosts = $2, updated_at = now() WHERE name = $1 RETURNING ${DOMAIN_COLUMNS}`,
-    [name, primaryHosts],
+    `UPDATE domains SET
+       primary_hosts = COALESCE($2, primary_hosts),
+       recipient_check = COALESCE($3, recipient_check),
+       local_part_case_sensitive = COALESCE($4, local_part_case_sensitive),
+       greylist = COALESCE($5, greylist),
+       updated_at = now()
+     WHERE name = $1 RETURNING ${DOMAIN_COLUMNS}`,
+    [
+      name,
+      changes.primaryHosts ?? null,
+      changes.recipientCheck ?? null,
+      changes.localPartCaseSensitive ?? null,
+      changes.greylist ?? null,
+    ],
   );
   return result.rows[0];
 }

@@ -15,6 +15,7 @@ import { flushRoutes } from './routes/flush.ts';
 import { healthRoutes } from './routes/health.ts';
 import { messageRoutes } from './routes/messages.ts';
 import { metricsRoutes } from './routes/metrics.ts';
+import { recipientRoutes } from './routes/recipients.ts';
 
 export interface AppOptions {
   pool: Pool;
@@ -78,6 +79,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     async (api) => {
       api.addHook('onRequest', bearerAuth(token));
       domainRoutes(api, { pool, broker });
+      recipientRoutes(api, { pool, broker });
       flushRoutes(api, { pool, broker });
       messageRoutes(api, { pool });
     },

@@ -2,12 +2,18 @@
  * JSON schemas shared by the routes. Fastify validates requests with them, serializes responses
  * with them and @fastify/swagger turns them into the OpenAPI document at /docs/json.
  */
-import { DOMAIN_STATES, RECIPIENT_STATES } from '@secondary-mx/contracts';
+import { DOMAIN_STATES, RECIPIENT_CHECKS, RECIPIENT_STATES } from '@secondary-mx/contracts';
 
 /** Surrounding white space is allowed here and trimmed by the route. */
 export const MEMBER_NUMBER_PATTERN = '^\\s*[A-Za-z0-9./-]{1,64}\\s*$';
 
 export const MAX_PRIMARY_HOSTS = 10;
+
+/**
+ * Maximum entries per recipient list. Ingress keeps every list in memory and reloads them all
+ * on each change, so the bound keeps that reload small.
+ */
+export const MAX_RECIPIENT_ENTRIES = 10_000;
 
 export const ErrorSchema = {
   type: 'object',
@@ -34,6 +40,9 @@ export const DomainSchema = {
     'memberNumber',
     'state',
     'primaryHosts',
+    'recipientCheck',
+    'localPartCaseSensitive',
+    'greylist',
     'requestedAt',
     'approvedAt',
     'updatedAt',
@@ -47,6 +56,18 @@ export const DomainSchema = {
       items: { type: 'string' },
       description: 'next-hop override (`host` or `host:port`), or empty to use the MX records',
     },
+    recipientCheck: {
+      type: 'string',
+      enum: [...RECIPIENT_CHECKS],
+      description:
+        'how RCPT TO is checked: `none` accepts every local part, `list` only those in the ' +
+        "domain's recipient list, `verify` asks the primary",
+    },
+    localPartCaseSensitive: {
+      type: 'boolean',
+      description: 'whether recipient-list entries match local parts case-sensitively',
+    },
+    greylist: { type: 'boolean', description: "whether the domain's recipients are greylisted" },
     requestedAt: timestamp,
     approvedAt: optionalTimestamp,
     updatedAt: timestamp,
@@ -98,4 +119,26 @@ export const MessageSchema = {
       description: 'the recipients that match the filter',
     },
   },
+} as const;
+
+export const RecipientListSchema = {
+  type: 'object',
+  required: ['domain', 'recipients'],
+  properties: {
+    domain: { type: 'string', description: 'lower-case A-label form' },
+    recipients: {
+      type: 'array',
+      items: { type: 'string' },
+      description: 'entries as `local-part@domain`, where `*` in the local part is a wildcard',
+    },
+  },
+} as const;
+
+export const RecipientEntrySchema = {
+  type: 'string',
+  minLength: 2,
+  maxLength: 320,
+  description:
+    'an address of the domain (`alice@example.org`) or a local-part pattern ending in `@` ' +
+    '(`postmaster@`, `sales-*@`, `*@`), where `*` matches any run of characters',
 } as const;

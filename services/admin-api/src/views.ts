@@ -6,6 +6,9 @@ export interface DomainResponse {
   memberNumber: string;
   state: string;
   primaryHosts: string[];
+  recipientCheck: string;
+  localPartCaseSensitive: boolean;
+  greylist: boolean;
   requestedAt: string;
   approvedAt: string | null;
   updatedAt: string;
@@ -29,6 +32,9 @@ export function toDomainResponse(row: DomainRow): DomainResponse {
     memberNumber: row.memberNumber,
     state: row.state,
     primaryHosts: row.primaryHosts,
+    recipientCheck: row.recipientCheck,
+    localPartCaseSensitive: row.localPartCaseSensitive,
+    greylist: row.greylist,
     requestedAt: isoString(row.requestedAt),
     approvedAt: optionalIsoString(row.approvedAt),
     updatedAt: isoString(row.updatedAt),

@@ -98,6 +98,43 @@ export class SmtpSession {
     });
   }
 
+  /**
+   * Sends one command and resolves with the server's reply (lines joined by `\n`), whatever its
+   * code. Rejects when the session ends or `timeoutMs` passes first, closing it in the second
+   * case. For commands nodemailer has no method for, such as a MAIL and RCPT without DATA.
+   *
+   * NOTE: this uses nodemailer's internal `_sendCommand` and `_responseActions`, the way its own
+   * reset() does in nodemailer 10.6.1. It throws if they are gone after an upgrade.
+   */
+  command(text: string, timeoutMs: number): Promise<string> {
+    const internals = this.connection as unknown as {
+      _sendCommand?: (command: string) => void;
+      _responseActions?: ((reply: string) => void)[];
+    };
+    const { _sendCommand: send, _responseActions: actions } = internals;
+    if (typeof send !== 'function' || !Array.isArray(actions)) {
+      throw new Error('nodemailer SMTPConnection no longer has _sendCommand or _responseActions');
+    }
+    const verb = text.split(' ')[0] ?? text;
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        stopWatching();
+        this.close();
+        reject(new Error(`${verb} to ${this.relay} timed out after ${timeoutMs} ms`));
+      }, timeoutMs);
+      const stopWatching = this.onEnd(() => {
+        clearTimeout(timer);
+        reject(new Error(`connection to ${this.relay} closed before the reply to ${verb}`));
+      });
+      actions.push((reply) => {
+        clearTimeout(timer);
+        stopWatching();
+        resolve(reply);
+      });
+      send.call(this.connection, text);
+    });
+  }
+
   close(): void {
     this.connection.close();
   }

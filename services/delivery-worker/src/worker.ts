@@ -1,6 +1,7 @@
 /**
- * Wires the delivery worker: DNS, next-hop selection, SMTP delivery and probes, and the
- * delivery.jobs consumer on RabbitMQ. main.ts runs it as a process and tests run it in-process.
+ * Wires the delivery worker: DNS, next-hop selection, SMTP delivery, probes and recipient
+ * verification, and the delivery.jobs and recipient.verify consumers on RabbitMQ. main.ts runs
+ * it as a process and tests run it in-process.
  */
 import { Broker } from '@secondary-mx/amqp';
 import { QUEUE, type Result } from '@secondary-mx/contracts';
@@ -12,6 +13,7 @@ import { NextHopResolver } from './next-hop.ts';
 import { SelfIdentity } from './self-identity.ts';
 import type { WorkerSettings } from './settings.ts';
 import { SmtpDelivery } from './smtp-delivery.ts';
+import { createVerifyHandler } from './verify-handler.ts';
 
 export interface WorkerOptions {
   dns?: Omit<DnsLookupOptions, 'servers'>;
@@ -20,7 +22,10 @@ export interface WorkerOptions {
 }
 
 export interface DeliveryWorker {
-  /** Connects to RabbitMQ, retrying until it succeeds, and consumes delivery and probe jobs. */
+  /**
+   * Connects to RabbitMQ, retrying until it succeeds, consumes delivery and probe jobs and
+   * answers recipient.verify.
+   */
   start(): Promise<void>;
   /** Stops consuming, waits for jobs in flight, then closes RabbitMQ and SMTP sessions. */
   stop(): Promise<void>;
@@ -79,8 +84,9 @@ export function createDeliveryWorker(
     }
   };
 
+  const nextHops = new NextHopResolver(dns, self, settings.MX_DELIVERY_PORT);
   const handler = createJobHandler({
-    nextHops: new NextHopResolver(dns, self, settings.MX_DELIVERY_PORT),
+    nextHops,
     smtp,
     probe: { heloName: settings.MX_HOSTNAME, connectTimeoutMs: settings.MX_CONNECT_TIMEOUT },
     completed: new CompletedLeases(),
@@ -88,9 +94,18 @@ export function createDeliveryWorker(
     logger,
   });
 
+  const verifyHandler = createVerifyHandler({
+    nextHops,
+    verify: { heloName: settings.MX_HOSTNAME, connectTimeoutMs: settings.MX_CONNECT_TIMEOUT },
+    logger,
+  });
+
   return {
     async start() {
       broker.consume(QUEUE.deliveryJobs, (message) => handler(message.content), {
+        prefetch: settings.MX_DELIVERY_CONCURRENCY,
+      });
+      broker.serve(QUEUE.recipientVerify, verifyHandler, {
         prefetch: settings.MX_DELIVERY_CONCURRENCY,
       });
       await broker.start();

@@ -1,17 +1,39 @@
 /**
- * The set of approved member domains that ingress relays for. Loaded from queue-store over
- * domains.list at start, again on every `domains.changed` control event and every
- * MX_DOMAIN_REFRESH as a fallback for a missed event.
+ * The set of approved member domains that ingress relays for, each with its recipient check and
+ * greylist switch. Loaded from queue-store over domains.list at start, again on every
+ * `domains.changed` control event and every MX_DOMAIN_REFRESH as a fallback for a missed event.
  */
+import { compileRecipientList } from '@secondary-mx/address';
 import type { Broker } from '@secondary-mx/amqp';
-import { DomainsListReplySchema, QUEUE } from '@secondary-mx/contracts';
+import { type DomainPolicy, DomainsListReplySchema, QUEUE } from '@secondary-mx/contracts';
 import type { Logger } from '@secondary-mx/logger';
+
+/** A domain's policy with its recipient list compiled for matching. */
+export interface DomainPolicyEntry extends Omit<DomainPolicy, 'recipients'> {
+  /** Returns whether a local part matches the recipient list. */
+  isListed(localPart: string): boolean;
+}
+
+/** The policy of an approved domain that queue-store sent none for. */
+const DEFAULT_POLICY: DomainPolicyEntry = {
+  recipientCheck: 'none',
+  localPartCaseSensitive: false,
+  greylist: true,
+  primaryHosts: [],
+  isListed: () => false,
+};
+
+function compilePolicy(policy: DomainPolicy): DomainPolicyEntry {
+  const { recipients, ...rest } = policy;
+  return { ...rest, isListed: compileRecipientList(recipients, policy.localPartCaseSensitive) };
+}
 
 const RELOAD_TIMEOUT_MS = 5000;
 const RETRY_MS = 1000;
 
 export class ApprovedDomains {
   private domains: Set<string> | undefined;
+  private policies = new Map<string, DomainPolicyEntry>();
   private timer: NodeJS.Timeout | undefined;
   private reloading: Promise<void> | undefined;
   private reloadAgain = false;
@@ -35,6 +57,11 @@ export class ApprovedDomains {
   /** Returns whether the lower-case A-label domain is approved; false until loaded. */
   has(domain: string): boolean {
     return this.domains?.has(domain) ?? false;
+  }
+
+  /** Returns the policy of an approved domain; the defaults for a domain without one. */
+  policy(domain: string): DomainPolicyEntry {
+    return this.policies.get(domain) ?? DEFAULT_POLICY;
   }
 
   start(): void {
@@ -76,6 +103,9 @@ export class ApprovedDomains {
       );
       const reply = DomainsListReplySchema.parse(JSON.parse(content.toString('utf8')));
       const first = this.domains === undefined;
+      this.policies = new Map(
+        Object.entries(reply.policies).map(([domain, policy]) => [domain, compilePolicy(policy)]),
+      );
       this.domains = new Set(reply.approved);
       if (first) {
         this.logger.info({ domains: this.domains.size }, 'approved domains loaded');

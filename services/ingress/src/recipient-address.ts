@@ -12,6 +12,7 @@ export interface RecipientMailbox {
   address: string;
   /** Lower-case A-label form. */
   domain: string;
+  localPart: string;
 }
 
 /** Problems that a later hop could read as a route to another domain: these deny relaying. */
@@ -50,5 +51,5 @@ export function parseRecipient(recipient: string, smtpUtf8: boolean): RecipientM
   if (!smtpUtf8 && /[^\p{ASCII}]/u.test(localPart)) {
     throw smtpError(553, '5.6.7', `<${recipient}>: a UTF-8 local part requires SMTPUTF8`);
   }
-  return { address: smtpUtf8 ? recipient : `${localPart}@${domain}`, domain };
+  return { address: smtpUtf8 ? recipient : `${localPart}@${domain}`, domain, localPart };
 }

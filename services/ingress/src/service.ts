@@ -1,6 +1,7 @@
 /**
- * ingress: the SMTP listener. Relays for approved member domains only, asks the greylist
- * service about each recipient and hands each message to queue-store.
+ * ingress: the SMTP listener. Relays for approved member domains only, applies each domain's
+ * recipient check, asks the greylist service about each recipient and hands each message to
+ * queue-store.
  */
 
 import { normalizeDomain } from '@secondary-mx/address';
@@ -16,11 +17,14 @@ import { installEnhancedCodeShim } from './enhanced-codes.ts';
 import { limitErrors } from './error-limit.ts';
 import { type EtrnHandler, installEtrn } from './etrn.ts';
 import { rejectEarlyTalkers } from './pregreet.ts';
+import { RecipientVerifier } from './recipient-verifier.ts';
+import { closeRedis, connectRedis } from './redis.ts';
 import { createReverseResolver } from './reverse-resolver.ts';
 import { SenderDomainChecker } from './sender-domain.ts';
 import type { IngressSettings } from './settings.ts';
 import { type HandlerContext, onData, onMailFrom, onRcptTo } from './smtp-handlers.ts';
 import { readTlsCredentials, watchTlsCredentials } from './tls-certificate.ts';
+import { VerifyCache } from './verify-cache.ts';
 
 /** How long SMTP sessions in progress may go on after a stop signal. */
 const CLOSE_TIMEOUT_MS = 20_000;
@@ -40,6 +44,17 @@ export async function startIngress(settings: IngressSettings, logger: Logger) {
       void domains.reload();
     }
   });
+  const redis = connectRedis(settings.REDIS_URL, logger);
+  const verifier = new RecipientVerifier(
+    broker,
+    new VerifyCache(
+      redis,
+      settings.MX_REDIS_PREFIX,
+      settings.MX_VERIFY_POSITIVE_TTL,
+      settings.MX_VERIFY_NEGATIVE_TTL,
+    ),
+    settings.MX_VERIFY_TIMEOUT,
+  );
   const context: HandlerContext = {
     settings,
     broker,
@@ -51,6 +66,7 @@ export async function startIngress(settings: IngressSettings, logger: Logger) {
       settings.MX_DNS_TIMEOUT,
       logger,
     ),
+    verifier,
     logger,
   };
   const limits = new ConnectionLimits(
@@ -135,6 +151,7 @@ export async function startIngress(settings: IngressSettings, logger: Logger) {
       await new Promise<void>((resolve) => server.close(() => resolve()));
       domains.stop();
       await broker.stop();
+      await closeRedis(redis);
     },
   };
 }

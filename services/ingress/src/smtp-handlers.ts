@@ -1,9 +1,9 @@
 /**
  * The SMTP transaction as ingress runs it. It checks the sender (syntax, then DNS) and each
- * recipient (syntax, member domain, DNSBL, then greylist). It reads DATA within the size limit
- * and the rules of message-scanner.ts, prepends Received:, and replies 250 only after
- * queue-store reports the message committed. Every other outcome of DATA is a 4xx or 5xx, so
- * nothing is ever acknowledged without being stored.
+ * recipient (syntax, member domain, DNSBL, the domain's recipient check, then greylist). It
+ * reads DATA within the size limit and the rules of message-scanner.ts, prepends Received:,
+ * and replies 250 only after queue-store reports the message committed. Every other outcome of
+ * DATA is a 4xx or 5xx, so nothing is ever acknowledged without being stored.
  */
 import type { Readable } from 'node:stream';
 import { normalizeDomain } from '@secondary-mx/address';
@@ -18,6 +18,8 @@ import { checkGreylist } from './greylist-client.ts';
 import { MessageScanner, messageViolation } from './message-scanner.ts';
 import { buildReceivedHeader, transmissionProtocol } from './received.ts';
 import { parseRecipient } from './recipient-address.ts';
+import { checkRecipientPolicy } from './recipient-policy.ts';
+import type { RecipientVerifier } from './recipient-verifier.ts';
 import type { SenderDomainChecker } from './sender-domain.ts';
 import type { IngressSettings } from './settings.ts';
 import { storeMessage } from './spool-client.ts';
@@ -31,6 +33,7 @@ export interface HandlerContext {
   domains: ApprovedDomains;
   senderDomains: SenderDomainChecker;
   dnsbl: DnsblChecker;
+  verifier: RecipientVerifier;
   logger: Logger;
 }
 
@@ -88,7 +91,10 @@ async function checkSender(
   log.info({ sender, size: address.args ? address.args.SIZE : undefined }, 'MAIL FROM accepted');
 }
 
-/** Checks one RCPT TO: syntax, member domain, DNSBL, recipient limit, then the greylist. */
+/**
+ * Checks one RCPT TO: syntax, member domain, DNSBL, recipient limit, the domain's recipient
+ * check, then the greylist verdict unless the domain has greylisting off.
+ */
 export function onRcptTo(context: HandlerContext) {
   return (address: SMTPServerAddress, session: SMTPServerSession, callback: Callback): void => {
     void checkRecipient(context, address, session).then(
@@ -108,11 +114,13 @@ async function checkRecipient(
   let recipient = address.address;
 
   let domain: string;
+  let localPart: string;
   try {
-    ({ address: recipient, domain } = parseRecipient(
-      recipient,
-      session.envelope.smtpUtf8 === true,
-    ));
+    ({
+      address: recipient,
+      domain,
+      localPart,
+    } = parseRecipient(recipient, session.envelope.smtpUtf8 === true));
   } catch (error) {
     log.info(
       { recipient, reply: (error as { responseCode?: number }).responseCode },
@@ -138,6 +146,18 @@ async function checkRecipient(
   if (session.envelope.rcptTo.length >= settings.MX_MAX_RECIPIENTS) {
     log.info({ recipient, reply: 452 }, 'recipient deferred: too many recipients');
     throw smtpError(452, '4.5.3', 'too many recipients, send the rest in another transaction');
+  }
+
+  const policy = domains.policy(domain);
+  const recipientCheck = await checkRecipientPolicy(
+    { session: session.id, address: recipient, localPart, domain },
+    policy,
+    context.verifier,
+    log,
+  );
+  if (!policy.greylist) {
+    log.info({ recipient, recipientCheck, greylist: 'off' }, 'RCPT TO accepted');
+    return;
   }
 
   const mailFrom = session.envelope.mailFrom;
@@ -170,7 +190,11 @@ async function checkRecipient(
     log.warn({ recipient, err: verdict.error }, 'greylist verdict unavailable, recipient accepted');
   }
   log.info(
-    { recipient, greylist: verdict.action === 'pass' ? verdict.reason : 'unavailable' },
+    {
+      recipient,
+      recipientCheck,
+      greylist: verdict.action === 'pass' ? verdict.reason : 'unavailable',
+    },
     'RCPT TO accepted',
   );
 }

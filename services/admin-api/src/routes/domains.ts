@@ -1,15 +1,21 @@
-/** Member domains: requests, approval, the next-hop override, listing. */
+/** Member domains: requests, approval, the next-hop override and RCPT policy, listing. */
 
 import { normalizeDomain } from '@secondary-mx/address';
 import type { Broker } from '@secondary-mx/amqp';
-import { DOMAIN_STATES, type DomainState } from '@secondary-mx/contracts';
+import {
+  DOMAIN_STATES,
+  type DomainState,
+  RECIPIENT_CHECKS,
+  type RecipientCheck,
+} from '@secondary-mx/contracts';
 import {
   approveDomain,
+  type DomainChanges,
   getDomain,
   insertDomain,
   listDomains,
   type Pool,
-  setPrimaryHosts,
+  updateDomain,
 } from '@secondary-mx/db';
 import type { FastifyInstance } from 'fastify';
 import { publishControlEvent } from '../control-events.ts';
@@ -33,9 +39,14 @@ interface DomainRequestBody {
   memberNumber: string;
 }
 
-interface PrimaryHostsBody {
-  primaryHosts: string[];
+interface DomainPatchBody {
+  primaryHosts?: string[];
+  recipientCheck?: RecipientCheck;
+  localPartCaseSensitive?: boolean;
+  greylist?: boolean;
 }
+
+const PATCH_FIELDS = ['primaryHosts', 'recipientCheck', 'localPartCaseSensitive', 'greylist'];
 
 interface ListQuery {
   state?: DomainState;
@@ -114,23 +125,39 @@ export function domainRoutes(app: FastifyInstance, deps: { pool: Pool; broker: B
     },
   );
 
-  app.patch<{ Params: DomainParams; Body: PrimaryHostsBody }>(
+  app.patch<{ Params: DomainParams; Body: DomainPatchBody }>(
     '/domains/:domain',
     {
       schema: {
-        summary: 'Set or clear (empty list) the next-hop override of a domain',
+        summary:
+          'Change the next-hop override, the recipient check or the greylist switch of a domain',
+        description: `Fields left out keep their value. At least one of ${PATCH_FIELDS.join(', ')} is required.`,
         tags: TAGS,
         params: DomainParamsSchema,
         body: {
           type: 'object',
-          required: ['primaryHosts'],
           properties: {
             primaryHosts: {
               type: 'array',
               maxItems: MAX_PRIMARY_HOSTS,
               items: { type: 'string', minLength: 1, maxLength: 300 },
               description:
-                '`host` or `host:port`, where host is a DNS name, an IPv4 address or a bracketed IPv6 address',
+                '`host` or `host:port`, where host is a DNS name, an IPv4 address or a bracketed IPv6 address; empty clears the override',
+            },
+            recipientCheck: {
+              type: 'string',
+              enum: [...RECIPIENT_CHECKS],
+              description:
+                '`none` accepts every local part, `list` only those in the recipient list, ' +
+                '`verify` asks the primary with MAIL FROM:<> and RCPT TO; postmaster is always accepted',
+            },
+            localPartCaseSensitive: {
+              type: 'boolean',
+              description: 'match recipient-list entries case-sensitively (default false)',
+            },
+            greylist: {
+              type: 'boolean',
+              description: "false skips the greylist check for the domain's recipients",
             },
           },
         },
@@ -143,22 +170,53 @@ export function domainRoutes(app: FastifyInstance, deps: { pool: Pool; broker: B
         return reply.code(400).send(invalidDomainBody(request.params.domain));
       }
 
-      let primaryHosts: string[];
-      try {
-        primaryHosts = normalizePrimaryHosts(request.body.primaryHosts);
-      } catch (error) {
-        if (!(error instanceof PrimaryHostError)) {
-          throw error;
-        }
-        return reply.code(400).send(errorBody(400, error.message));
+      const body = request.body ?? {};
+      // Checked here rather than with additionalProperties, because fastify's validator drops
+      // an additional property silently instead of rejecting it.
+      const unknownField = Object.keys(body).find((field) => !PATCH_FIELDS.includes(field));
+      if (unknownField !== undefined) {
+        return reply
+          .code(400)
+          .send(
+            errorBody(
+              400,
+              `body/${unknownField} is not a domain setting: use ${PATCH_FIELDS.join(', ')}`,
+            ),
+          );
       }
 
-      const row = await setPrimaryHosts(pool, domain, primaryHosts);
+      const changes: DomainChanges = {};
+      if (body.primaryHosts !== undefined) {
+        try {
+          changes.primaryHosts = normalizePrimaryHosts(body.primaryHosts);
+        } catch (error) {
+          if (!(error instanceof PrimaryHostError)) {
+            throw error;
+          }
+          return reply.code(400).send(errorBody(400, error.message));
+        }
+      }
+      if (body.recipientCheck !== undefined) {
+        changes.recipientCheck = body.recipientCheck;
+      }
+      if (body.localPartCaseSensitive !== undefined) {
+        changes.localPartCaseSensitive = body.localPartCaseSensitive;
+      }
+      if (body.greylist !== undefined) {
+        changes.greylist = body.greylist;
+      }
+      if (Object.keys(changes).length === 0) {
+        return reply
+          .code(400)
+          .send(errorBody(400, `body must set at least one of ${PATCH_FIELDS.join(', ')}`));
+      }
+
+      const row = await updateDomain(pool, domain, changes);
       if (!row) {
         return reply.code(404).send(unknownDomainBody(domain));
       }
 
-      request.log.info({ domain, primaryHosts }, 'next-hop override changed');
+      request.log.info({ domain, ...changes }, 'domain settings changed');
       await publishControlEvent(broker, request.log, { type: 'domains.changed', domain });
       return reply.send(toDomainResponse(row));
     },
