@@ -7,10 +7,12 @@ import { normalizeDomain } from '@secondary-mx/address';
 import { Broker } from '@secondary-mx/amqp';
 import { EXCHANGE, parseControlEvent } from '@secondary-mx/contracts';
 import type { Logger } from '@secondary-mx/logger';
+import { type MetricsServer, startMetricsServer } from '@secondary-mx/metrics';
 import { SMTPServer } from 'smtp-server';
 import { ApprovedDomains } from './approved-domains.ts';
 import { installEnhancedCodeShim } from './enhanced-codes.ts';
 import { type EtrnHandler, installEtrn } from './etrn.ts';
+import { createIngressMetrics } from './metrics.ts';
 import { createReverseResolver } from './reverse-resolver.ts';
 import type { IngressSettings } from './settings.ts';
 import { type HandlerContext, onData, onMailFrom, onRcptTo } from './smtp-handlers.ts';
@@ -34,7 +36,8 @@ export async function startIngress(settings: IngressSettings, logger: Logger) {
       void domains.reload();
     }
   });
-  const context: HandlerContext = { settings, broker, domains, logger };
+  const metrics = createIngressMetrics();
+  const context: HandlerContext = { settings, broker, domains, logger, metrics };
   const onEtrn: EtrnHandler = async (domain, session) => {
     const log = logger.child({ session, domain });
     if (!domains.has(domain)) {
@@ -90,6 +93,16 @@ export async function startIngress(settings: IngressSettings, logger: Logger) {
   });
   server.on('error', (error) => logger.error({ err: error }, 'SMTP server error'));
 
+  // Started first, so a metrics address in use stops the service before it takes mail.
+  let metricsServer: MetricsServer | undefined;
+  if (settings.MX_INGRESS_METRICS_LISTEN !== undefined) {
+    metricsServer = await startMetricsServer(
+      metrics.registry,
+      settings.MX_INGRESS_METRICS_LISTEN,
+      logger,
+    );
+  }
+
   void broker.start();
   domains.start();
   const { host, port } = settings.MX_SMTP_LISTEN;
@@ -104,10 +117,12 @@ export async function startIngress(settings: IngressSettings, logger: Logger) {
 
   return {
     server,
+    metricsServer,
     async stop() {
       await new Promise<void>((resolve) => server.close(() => resolve()));
       domains.stop();
       await broker.stop();
+      await metricsServer?.close();
     },
   };
 }

@@ -12,7 +12,9 @@ import type { Logger } from '@secondary-mx/logger';
 import type { SMTPServerAddress, SMTPServerDataStream, SMTPServerSession } from 'smtp-server';
 import type { ApprovedDomains } from './approved-domains.ts';
 import { smtpError } from './enhanced-codes.ts';
-import { checkGreylist } from './greylist-client.ts';
+import { checkGreylist, type GreylistVerdict } from './greylist-client.ts';
+import { buildGreylistHeader } from './greylist-header.ts';
+import type { IngressMetrics } from './metrics.ts';
 import { buildReceivedHeader, transmissionProtocol } from './received.ts';
 import type { IngressSettings } from './settings.ts';
 import { storeMessage } from './spool-client.ts';
@@ -25,7 +27,15 @@ export interface HandlerContext {
   broker: Broker;
   domains: ApprovedDomains;
   logger: Logger;
+  metrics: IngressMetrics;
 }
+
+/**
+ * The longest greylist delay, in seconds, among the accepted recipients of a transaction, for
+ * the X-Greylist header. Keyed by the envelope, which smtp-server replaces at every new
+ * transaction, so a delay never carries over to the next message of the session.
+ */
+const greylistDelays = new WeakMap<object, number>();
 
 const NOTIFY_VALUES = new Set(['NEVER', 'SUCCESS', 'FAILURE', 'DELAY']);
 
@@ -106,14 +116,45 @@ async function checkRecipient(
     {
       session: session.id,
       clientAddress: session.remoteAddress,
+      // The reverse resolver sets a name only when it is forward-confirmed, else `[address]`.
       ...(session.clientHostname && !session.clientHostname.startsWith('[')
         ? { clientName: session.clientHostname }
         : {}),
+      ...(session.hostNameAppearsAs ? { heloName: session.hostNameAppearsAs.slice(0, 255) } : {}),
       sender: mailFrom ? mailFrom.address : '',
       recipient,
     },
     settings.MX_GREYLIST_TIMEOUT,
   );
+  applyVerdict(context, session, recipient, verdict, log);
+}
+
+/** Throws the SMTP reply of a verdict that defers the recipient, and counts every verdict. */
+function applyVerdict(
+  context: HandlerContext,
+  session: SMTPServerSession,
+  recipient: string,
+  verdict: GreylistVerdict,
+  log: Logger,
+): void {
+  const { settings, metrics } = context;
+  if (verdict.action === 'unavailable') {
+    const policy = settings.MX_GREYLIST_ON_ERROR;
+    metrics.countUnavailable(policy);
+    if (policy === 'closed') {
+      log.warn(
+        { recipient, err: verdict.error, reply: 451 },
+        'greylist verdict unavailable, recipient deferred',
+      );
+      throw smtpError(451, '4.3.0', `<${recipient}>: greylisting is unavailable, try again later`);
+    }
+    // NOTE: fails open by default, as most greylisting setups do: an outage must not stop mail.
+    log.warn({ recipient, err: verdict.error }, 'greylist verdict unavailable, recipient accepted');
+    log.info({ recipient, greylist: 'unavailable' }, 'RCPT TO accepted');
+    return;
+  }
+
+  metrics.countVerdict(verdict.action, verdict.reason);
   if (verdict.action === 'defer') {
     log.info(
       { recipient, reason: verdict.reason, retryAfter: verdict.retryAfter, reply: 451 },
@@ -125,14 +166,11 @@ async function checkRecipient(
       `<${recipient}>: greylisted, try again in ${verdict.retryAfter ?? 300} seconds`,
     );
   }
-  if (verdict.action === 'unavailable') {
-    // NOTE: fails open, as most greylisting setups do: an outage must not stop real mail.
-    log.warn({ recipient, err: verdict.error }, 'greylist verdict unavailable, recipient accepted');
+  if (verdict.delayed !== undefined && verdict.delayed > 0) {
+    const envelope = session.envelope;
+    greylistDelays.set(envelope, Math.max(greylistDelays.get(envelope) ?? 0, verdict.delayed));
   }
-  log.info(
-    { recipient, greylist: verdict.action === 'pass' ? verdict.reason : 'unavailable' },
-    'RCPT TO accepted',
-  );
+  log.info({ recipient, greylist: verdict.reason, delayed: verdict.delayed }, 'RCPT TO accepted');
 }
 
 function envelopeRecipient(address: SMTPServerAddress): EnvelopeRecipient {
@@ -214,7 +252,10 @@ async function receiveMessage(
     recipients: recipients.map((recipient) => recipient.address),
     date: receivedAt,
   });
-  const message = Buffer.concat([received, ...chunks]);
+  const delayed = greylistDelays.get(envelope);
+  const greylistHeader =
+    delayed === undefined ? [] : [buildGreylistHeader(delayed, settings.MX_HOSTNAME, receivedAt)];
+  const message = Buffer.concat([received, ...greylistHeader, ...chunks]);
 
   const ret = envelope.dsn?.ret?.toUpperCase();
   try {
