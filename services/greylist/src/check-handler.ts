@@ -84,8 +84,9 @@ function sessionOf(body: unknown): string | undefined {
 
 function logVerdict(log: Logger, request: GreylistCheckRequest, verdict: GreylistCheckReply): void {
   const fields = { recipient: request.recipient, ...verdict };
-  // Passes of whitelisted triplets are most checks and tell an operator little.
-  if (verdict.reason === 'whitelisted') {
+  // Passes of whitelisted triplets, groups and clients are most checks and tell an operator
+  // little.
+  if (verdict.action === 'pass' && verdict.reason.includes('whitelisted')) {
     log.debug(fields, 'greylist verdict');
   } else {
     log.info(fields, 'greylist verdict');
