@@ -148,7 +148,7 @@ function listen(raw: string): ListenAddress | Error {
   return parseHostPort(raw);
 }
 
-/** A listen address, or undefined for an empty value, which turns the listener off. */
+/** Parses a listen address. An empty value returns undefined, which turns the listener off. */
 function optionalListen(raw: string): ListenAddress | undefined | Error {
   return raw.trim() === '' ? undefined : parseHostPort(raw);
 }
@@ -185,7 +185,7 @@ function cidr(raw: string): string | Error {
   }
 }
 
-/** A host name suffix: `example.com` or `.example.com`, both stored without the dot. */
+/** Parses a host name suffix, `example.com` or `.example.com`, into the form without the dot. */
 function hostnameSuffix(raw: string): string | Error {
   return hostnameValue(raw.replace(/^\./, ''));
 }

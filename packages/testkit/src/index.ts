@@ -5,3 +5,4 @@ export * from './services.ts';
 export * from './smtp-client.ts';
 export * from './smtp-primary.ts';
 export * from './suite.ts';
+export * from './tcp-proxy.ts';

@@ -1,7 +1,7 @@
 /**
  * SPF checks (RFC 7208) of the sender domain for client grouping, with mailauth and a resolver
  * that uses DNS_SERVERS when set. A check that does not finish within its time limit counts as
- * no pass, so a slow DNS server never holds a verdict past the caller's timeout. Results are
+ * no pass, so a slow DNS server never delays a verdict past the caller's timeout. Results are
  * cached per client address and sender domain for a minute, because a message with many
  * recipients asks once per recipient.
  */
@@ -17,7 +17,7 @@ const CACHE_TTL_MS = 60_000;
 export interface SpfCheckOptions {
   /** `host:port` DNS servers; empty means the system resolver. */
   dnsServers: readonly string[];
-  /** Longest time for one check, in ms, DNS lookups included. */
+  /** Maximum time for one check, in ms, DNS lookups included. */
   timeoutMs: number;
   /** Our host name, which SPF macros (`%{r}`) may expand to. */
   hostname: string;

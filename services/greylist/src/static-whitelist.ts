@@ -22,7 +22,7 @@ export interface WhitelistSubject {
   sender: string;
 }
 
-/** Why a check passed the static whitelists, as the verdict's reason. */
+/** Verdict reason of a pass by the static whitelists. */
 export type StaticWhitelistReason =
   | 'whitelisted-client'
   | 'whitelisted-name'

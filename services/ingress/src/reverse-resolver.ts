@@ -9,7 +9,7 @@ import { Resolver } from 'node:dns/promises';
 import { BlockList, isIPv4 } from 'node:net';
 
 const REVERSE_TIMEOUT_MS = 3000;
-/** PTR names checked per client; an address with more is rare and looks like abuse. */
+/** PTR names checked per client, which bounds the lookups one connection can cause. */
 const MAX_NAMES = 5;
 
 export class NoConfirmedNameError extends Error {

@@ -31,7 +31,7 @@ export interface HandlerContext {
 }
 
 /**
- * The longest greylist delay, in seconds, among the accepted recipients of a transaction, for
+ * The maximum greylist delay, in seconds, among the accepted recipients of a transaction, for
  * the X-Greylist header. Keyed by the envelope, which smtp-server replaces at every new
  * transaction, so a delay never carries over to the next message of the session.
  */

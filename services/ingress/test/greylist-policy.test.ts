@@ -12,9 +12,12 @@ import { createLogger } from '@secondary-mx/logger';
 import {
   deleteBrokerObjects,
   freePort,
+  LOCAL_REDIS_URL,
   reverseName,
   SmtpClient,
   startDnsServer,
+  startTcpProxy,
+  type TcpProxy,
   type TestDnsServer,
   testEnvironment,
 } from '@secondary-mx/testkit';
@@ -32,6 +35,8 @@ const POOL_A = '127.0.0.2';
 const POOL_B = '127.1.0.3';
 
 let dns: TestDnsServer;
+/** Proxy between the greylist service and Redis, so a test can make Redis stop replying. */
+let redisProxy: TcpProxy;
 let database: pg.Client;
 let greylist: GreylistService;
 let greylistStopped = false;
@@ -70,7 +75,14 @@ before(async () => {
   await database.query(
     `INSERT INTO domains (name, member_number, state) VALUES ('member.example', '1001', 'approved')`,
   );
-  greylist = createGreylistService(loadSettings(GREYLIST_SETTINGS, env), logger);
+  const redisUrl = new URL(LOCAL_REDIS_URL);
+  redisProxy = await startTcpProxy(redisUrl.hostname, Number(redisUrl.port || 6379));
+  redisUrl.hostname = '127.0.0.1';
+  redisUrl.port = String(redisProxy.port);
+  greylist = createGreylistService(
+    loadSettings(GREYLIST_SETTINGS, { ...env, REDIS_URL: redisUrl.toString() }),
+    logger,
+  );
   await greylist.start();
 
   for (const [port, metricsPort, policy] of [
@@ -100,11 +112,12 @@ after(async () => {
   }
   await database?.end();
   await dns?.close();
+  await redisProxy?.close();
   await environment.database.drop();
   await deleteBrokerObjects(environment.amqpPrefix);
 });
 
-/** Waits until ingress has loaded the member domains and answers RCPT with 250 or 451. */
+/** Waits until ingress has loaded the member domains and replies to RCPT with 250 or 451. */
 async function waitUntilRelayed(port: number): Promise<void> {
   for (let i = 0; i < 100; i++) {
     const client = await openTransaction(port, '127.0.0.1', '<probe@sender.example>');
@@ -207,30 +220,60 @@ describe('greylisting through ingress', () => {
   });
 });
 
-describe('greylist service unavailable', () => {
+const OPEN_SERIES = 'secondary_mx_greylist_unavailable_total{policy="open"}';
+const CLOSED_SERIES = 'secondary_mx_greylist_unavailable_total{policy="closed"}';
+
+/** Sends one RCPT and returns the reply with the growth of the ingress's unavailable counter. */
+async function rcptWithoutVerdict(policy: 'open' | 'closed', recipient: string) {
+  const port = policy === 'open' ? openPort : closedPort;
+  const metricsPort = policy === 'open' ? openMetricsPort : closedMetricsPort;
+  const series = policy === 'open' ? OPEN_SERIES : CLOSED_SERIES;
+  const before = metricValue(await scrape(metricsPort), series);
+  const client = await openTransaction(port, '127.4.0.6', '<dave@example.net>');
+  const reply = await client.command(`RCPT TO:<${recipient}>`);
+  client.close();
+  const counted = metricValue(await scrape(metricsPort), series) - before;
+  return { reply, counted };
+}
+
+describe('Redis not replying', () => {
+  before(() => redisProxy.pause());
+  after(() => redisProxy.resume());
+
+  test('open policy accepts and counts', async () => {
+    const { reply, counted } = await rcptWithoutVerdict('open', 'redis-open@member.example');
+    assert.equal(reply.code, 250, reply.text);
+    assert.equal(counted, 1);
+  });
+
+  test('closed policy defers and counts', async () => {
+    const { reply, counted } = await rcptWithoutVerdict('closed', 'redis-closed@member.example');
+    assert.equal(
+      reply.text,
+      '451 4.3.0 <redis-closed@member.example>: greylisting is unavailable, try again later',
+    );
+    assert.equal(counted, 1);
+  });
+});
+
+describe('greylist service stopped', () => {
   before(async () => {
     await greylist.stop();
     greylistStopped = true;
   });
 
   test('open policy accepts and counts', async () => {
-    const client = await openTransaction(openPort, '127.4.0.6', '<dave@example.net>');
-    const reply = await client.command('RCPT TO:<outage@member.example>');
-    client.close();
+    const { reply, counted } = await rcptWithoutVerdict('open', 'outage@member.example');
     assert.equal(reply.code, 250, reply.text);
-    const text = await scrape(openMetricsPort);
-    assert.equal(metricValue(text, 'secondary_mx_greylist_unavailable_total{policy="open"}'), 1);
+    assert.equal(counted, 1);
   });
 
   test('closed policy defers with 451 4.3.0 and counts', async () => {
-    const client = await openTransaction(closedPort, '127.4.0.6', '<dave@example.net>');
-    const reply = await client.command('RCPT TO:<outage@member.example>');
-    client.close();
+    const { reply, counted } = await rcptWithoutVerdict('closed', 'outage@member.example');
     assert.equal(
       reply.text,
       '451 4.3.0 <outage@member.example>: greylisting is unavailable, try again later',
     );
-    const text = await scrape(closedMetricsPort);
-    assert.equal(metricValue(text, 'secondary_mx_greylist_unavailable_total{policy="closed"}'), 1);
+    assert.equal(counted, 1);
   });
 });
