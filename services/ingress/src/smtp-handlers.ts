@@ -1,7 +1,8 @@
 /**
  * The SMTP transaction as ingress runs it: check the sender, check each recipient (member
- * domain, then greylist), read DATA within the size limit, prepend Received:, and answer 250
- * only after queue-store reports the message committed. Every other outcome of DATA is a 4xx
+ * domain, then greylist), read DATA within the size limit, prepend Received: (and X-Greylist:
+ * when a recipient passed on a greylist retry), and answer 250 only after queue-store reports
+ * the message committed. Every other outcome of DATA is a 4xx
  * or 5xx, so nothing is ever acknowledged without being stored.
  */
 import type { Readable } from 'node:stream';
