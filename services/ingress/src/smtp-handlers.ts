@@ -2,8 +2,8 @@
  * The SMTP transaction as ingress runs it: check the sender, check each recipient (member
  * domain, then greylist), read DATA within the size limit, prepend Received: (and X-Greylist:
  * when a recipient passed on a greylist retry), and answer 250 only after queue-store reports
- * the message committed. Every other outcome of DATA is a 4xx
- * or 5xx, so nothing is ever acknowledged without being stored.
+ * the message committed. Every other outcome of DATA is a 4xx or 5xx, so nothing is ever
+ * acknowledged without being stored.
  */
 import type { Readable } from 'node:stream';
 import { AddressError, normalizeDomain, parseMailbox } from '@secondary-mx/address';
@@ -167,7 +167,8 @@ function applyVerdict(
       `<${recipient}>: greylisted, try again in ${verdict.retryAfter ?? 300} seconds`,
     );
   }
-  if (verdict.delayed !== undefined && verdict.delayed > 0) {
+  // Only the first pass of a triplet, `retried`, says how long the sender was kept waiting.
+  if (verdict.reason === 'retried' && verdict.delayed !== undefined) {
     const envelope = session.envelope;
     greylistDelays.set(envelope, Math.max(greylistDelays.get(envelope) ?? 0, verdict.delayed));
   }
