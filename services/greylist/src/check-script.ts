@@ -16,6 +16,7 @@
  * maximum age.
  *
  * KEYS[1]: the triplet's key. KEYS[2]: the client group's key.
+ * NOTE: Redis Cluster would need both keys in one hash slot, which the keys do not arrange.
  * ARGV: delay, retry window and maximum age in ms, then `now` in epoch ms, or '' for the Redis
  * server clock (TIME), then the auto-whitelist threshold (0 turns it off) and the count interval
  * in ms.

@@ -11,6 +11,9 @@
  *    `protection.example`. Names that embed the client's own address, as dynamic pools of
  *    access providers have, are left out, so they do not group a whole provider's customers.
  * 3. `net:<cidr>`, the client's /24 (IPv4) or /64 (IPv6).
+ *
+ * NOTE: one group is chosen per attempt. A retry whose SPF check fails temporarily after the
+ * first attempt passed SPF (or the reverse) keys another group and is deferred again as new.
  */
 import { getDomain } from 'tldts';
 import { clientNetwork } from './network.ts';

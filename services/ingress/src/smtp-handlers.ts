@@ -149,7 +149,8 @@ function applyVerdict(
       );
       throw smtpError(451, '4.3.0', `<${recipient}>: greylisting is unavailable, try again later`);
     }
-    // NOTE: fails open by default, as most greylisting setups do: an outage must not stop mail.
+    // NOTE: the default policy fails open, so an outage of Redis or the greylist service never
+    // stops mail, but mail then skips greylisting.
     log.warn({ recipient, err: verdict.error }, 'greylist verdict unavailable, recipient accepted');
     log.info({ recipient, greylist: 'unavailable' }, 'RCPT TO accepted');
     return;
@@ -167,7 +168,7 @@ function applyVerdict(
       `<${recipient}>: greylisted, try again in ${verdict.retryAfter ?? 300} seconds`,
     );
   }
-  // Only the first pass of a triplet, `retried`, says how long the sender was kept waiting.
+  // Only the first pass of a triplet, `retried`, carries how long the sender was kept waiting.
   if (verdict.reason === 'retried' && verdict.delayed !== undefined) {
     const envelope = session.envelope;
     greylistDelays.set(envelope, Math.max(greylistDelays.get(envelope) ?? 0, verdict.delayed));
