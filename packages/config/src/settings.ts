@@ -4,6 +4,7 @@
  * invalid or missing value at once.
  */
 import { hostname } from 'node:os';
+import ipaddr from 'ipaddr.js';
 import { parseDuration } from './duration.ts';
 
 export interface ListenAddress {
@@ -145,6 +146,48 @@ export function parseHostPort(raw: string, defaultPort?: number): ListenAddress 
 
 function listen(raw: string): ListenAddress | Error {
   return parseHostPort(raw);
+}
+
+/** Parses a listen address. An empty value returns undefined, which turns the listener off. */
+function optionalListen(raw: string): ListenAddress | undefined | Error {
+  return raw.trim() === '' ? undefined : parseHostPort(raw);
+}
+
+/** Applies a parser to each part of a comma-separated list; an empty value is an empty list. */
+function listOf<T>(parse: Parser<T>): Parser<T[]> {
+  return (raw) => {
+    const values: T[] = [];
+    for (const part of raw.split(',')) {
+      if (part.trim() === '') {
+        continue;
+      }
+      const value = parse(part.trim());
+      if (value instanceof Error) {
+        return new Error(`"${part.trim()}" ${value.message}`);
+      }
+      values.push(value);
+    }
+    return values;
+  };
+}
+
+/**
+ * Parses `192.0.2.0/24`, `2001:db8::/32` or a single address into CIDR notation, with a single
+ * address as /32 or /128.
+ */
+function cidr(raw: string): string | Error {
+  const text = raw.includes('/') ? raw : `${raw}/${raw.includes(':') ? 128 : 32}`;
+  try {
+    const [address, prefix] = ipaddr.parseCIDR(text);
+    return `${address.toString()}/${prefix}`;
+  } catch {
+    return new Error('must be an IP network such as 192.0.2.0/24 or 2001:db8::/32');
+  }
+}
+
+/** Parses a host name suffix, `example.com` or `.example.com`, into the form without the dot. */
+function hostnameSuffix(raw: string): string | Error {
+  return hostnameValue(raw.replace(/^\./, ''));
 }
 
 function serverList(raw: string): string[] | Error {
@@ -372,6 +415,36 @@ export const SETTINGS = {
     '35d',
     duration(SECOND, 365 * DAY),
     'how long a passed triplet stays whitelisted',
+  ),
+  MX_GREYLIST_AUTO_WHITELIST: setting(
+    '5',
+    integer(0, 1000),
+    'passes of a client group, counted at most once per hour, after which the group is not greylisted; 0 turns it off',
+  ),
+  MX_GREYLIST_WHITELIST_CLIENTS: setting(
+    '',
+    listOf(cidr),
+    'comma-separated client networks that are not greylisted, such as 192.0.2.0/24',
+  ),
+  MX_GREYLIST_WHITELIST_NAMES: setting(
+    '',
+    listOf(hostnameSuffix),
+    'comma-separated suffixes of forward-confirmed client names that are not greylisted',
+  ),
+  MX_GREYLIST_WHITELIST_SENDERS: setting(
+    '',
+    listOf(hostnameValue),
+    'comma-separated sender domains that are not greylisted, subdomains included',
+  ),
+  MX_GREYLIST_ON_ERROR: setting(
+    'open',
+    oneOf('open', 'closed'),
+    'what ingress does without a greylist verdict in time: open accepts, closed answers 451',
+  ),
+  MX_INGRESS_METRICS_LISTEN: setting(
+    '127.0.0.1:9101',
+    optionalListen,
+    'ingress Prometheus metrics listener, host:port; empty turns it off',
   ),
   MX_RETENTION: setting('7d', duration(SECOND, 365 * DAY), 'how long final messages stay visible'),
   MX_DOMAIN_REFRESH: setting(

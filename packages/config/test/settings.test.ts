@@ -142,3 +142,87 @@ test('TLS certificate and key are set together', () => {
     /MX_TLS_CERT_FILE and MX_TLS_KEY_FILE must be set together/,
   );
 });
+
+test('greylist whitelists are parsed and normalized', () => {
+  const settings = loadSettings(
+    [
+      'MX_GREYLIST_WHITELIST_CLIENTS',
+      'MX_GREYLIST_WHITELIST_NAMES',
+      'MX_GREYLIST_WHITELIST_SENDERS',
+      'MX_GREYLIST_AUTO_WHITELIST',
+    ],
+    {
+      MX_GREYLIST_WHITELIST_CLIENTS: '192.0.2.0/24, 2001:DB8::/32,198.51.100.7,',
+      MX_GREYLIST_WHITELIST_NAMES: '.Relay.Example, mail.partner.example.',
+      MX_GREYLIST_WHITELIST_SENDERS: 'Trusted.Example',
+      MX_GREYLIST_AUTO_WHITELIST: '0',
+    },
+  );
+  assert.deepEqual(settings.MX_GREYLIST_WHITELIST_CLIENTS, [
+    '192.0.2.0/24',
+    '2001:db8::/32',
+    '198.51.100.7/32',
+  ]);
+  assert.deepEqual(settings.MX_GREYLIST_WHITELIST_NAMES, ['relay.example', 'mail.partner.example']);
+  assert.deepEqual(settings.MX_GREYLIST_WHITELIST_SENDERS, ['trusted.example']);
+  assert.equal(settings.MX_GREYLIST_AUTO_WHITELIST, 0);
+});
+
+test('greylist defaults', () => {
+  const settings = loadSettings(
+    [
+      'MX_GREYLIST_WHITELIST_CLIENTS',
+      'MX_GREYLIST_AUTO_WHITELIST',
+      'MX_GREYLIST_ON_ERROR',
+      'MX_INGRESS_METRICS_LISTEN',
+    ],
+    {},
+  );
+  assert.deepEqual(settings.MX_GREYLIST_WHITELIST_CLIENTS, []);
+  assert.equal(settings.MX_GREYLIST_AUTO_WHITELIST, 5);
+  assert.equal(settings.MX_GREYLIST_ON_ERROR, 'open');
+  assert.deepEqual(settings.MX_INGRESS_METRICS_LISTEN, { host: '127.0.0.1', port: 9101 });
+  const off = loadSettings(['MX_INGRESS_METRICS_LISTEN'], { MX_INGRESS_METRICS_LISTEN: '' });
+  assert.equal(off.MX_INGRESS_METRICS_LISTEN, undefined);
+});
+
+test('invalid greylist settings are reported by name', () => {
+  assert.throws(
+    () =>
+      loadSettings(
+        [
+          'MX_GREYLIST_WHITELIST_CLIENTS',
+          'MX_GREYLIST_WHITELIST_NAMES',
+          'MX_GREYLIST_WHITELIST_SENDERS',
+          'MX_GREYLIST_AUTO_WHITELIST',
+          'MX_GREYLIST_ON_ERROR',
+          'MX_INGRESS_METRICS_LISTEN',
+        ],
+        {
+          MX_GREYLIST_WHITELIST_CLIENTS: '192.0.2.0/24,192.0.2.0/33',
+          MX_GREYLIST_WHITELIST_NAMES: 'relay.example,bad_name!',
+          MX_GREYLIST_WHITELIST_SENDERS: 'user@example.com',
+          MX_GREYLIST_AUTO_WHITELIST: '-1',
+          MX_GREYLIST_ON_ERROR: 'maybe',
+          MX_INGRESS_METRICS_LISTEN: 'localhost',
+        },
+      ),
+    (error: unknown) => {
+      assert.ok(error instanceof ConfigError);
+      assert.equal(error.problems.length, 6, error.message);
+      assert.match(
+        error.message,
+        /MX_GREYLIST_WHITELIST_CLIENTS=.*"192\.0\.2\.0\/33" must be an IP network/,
+      );
+      assert.match(
+        error.message,
+        /MX_GREYLIST_WHITELIST_NAMES=.*"bad_name!" must be a DNS host name/,
+      );
+      assert.match(error.message, /MX_GREYLIST_WHITELIST_SENDERS=.*must be a DNS host name/);
+      assert.match(error.message, /MX_GREYLIST_AUTO_WHITELIST="-1" must be a whole number/);
+      assert.match(error.message, /MX_GREYLIST_ON_ERROR="maybe" must be one of open, closed/);
+      assert.match(error.message, /MX_INGRESS_METRICS_LISTEN="localhost" must include a port/);
+      return true;
+    },
+  );
+});

@@ -63,7 +63,10 @@ export type SpoolStoreReply = z.infer<typeof SpoolStoreReplySchema>;
 export const GreylistCheckRequestSchema = z.object({
   session: z.string().max(64),
   clientAddress: z.string().min(1).max(64),
+  /** The client's forward-confirmed reverse DNS name; absent when it has none. */
   clientName: z.string().max(255).optional(),
+  /** The name the client gave in EHLO or HELO, for the SPF check. */
+  heloName: z.string().max(255).optional(),
   /** Empty string for the null reverse-path `<>`. */
   sender: z.string().max(320),
   recipient: z.string().min(1).max(320),
@@ -74,9 +77,16 @@ export const GreylistCheckReplySchema = z.object({
   action: z.enum(['pass', 'defer']),
   /** Seconds until a retry can pass, for `defer`. */
   retryAfter: z.number().int().nonnegative().optional(),
-  /** Why: `new`, `too-early`, `retried` (first pass), `whitelisted`. */
+  /**
+   * Why: `new`, `too-early`, `retried` (first pass), `no-delay`, `whitelisted` (a triplet that
+   * passed before), `auto-whitelisted` (its client group), `whitelisted-client`,
+   * `whitelisted-name`, `whitelisted-sender` (the static whitelists), `invalid-request`.
+   */
   reason: z.string(),
-  /** Seconds the triplet waited between first attempt and first pass. */
+  /**
+   * Seconds the triplet waited between first attempt and first pass, on the first pass only
+   * (`retried`, or 0 for `no-delay`).
+   */
   delayed: z.number().int().nonnegative().optional(),
 });
 export type GreylistCheckReply = z.infer<typeof GreylistCheckReplySchema>;

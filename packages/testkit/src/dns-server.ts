@@ -1,9 +1,10 @@
 /**
- * A small authoritative DNS server for tests, on UDP 127.0.0.1 and a free port. It serves MX, A
- * and AAAA records from a zone object that a test can change while the server runs. Point the
- * code under test at `server` (`127.0.0.1:<port>`, the DNS_SERVERS form).
+ * A small authoritative DNS server for tests, on UDP 127.0.0.1 and a free port. It serves MX, A,
+ * AAAA, PTR and TXT records from a zone object that a test can change while the server runs.
+ * Point the code under test at `server` (`127.0.0.1:<port>`, the DNS_SERVERS form).
  */
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
+import { isIPv4, isIPv6 } from 'node:net';
 import dnsPacket, { type Answer, type Question } from 'dns-packet';
 
 export interface TestMxRecord {
@@ -16,6 +17,10 @@ export interface TestDnsRecords {
   MX?: TestMxRecord[];
   A?: string[];
   AAAA?: string[];
+  /** Host names, for owner names made with reverseName(). */
+  PTR?: string[];
+  /** One string per record, such as `v=spf1 ip4:192.0.2.0/24 -all`. */
+  TXT?: string[];
 }
 
 /** Records by owner name; names compare case-insensitively and a trailing dot is ignored. */
@@ -33,6 +38,28 @@ const RCODE = { NOERROR: 0, SERVFAIL: 2, NXDOMAIN: 3, REFUSED: 5 } as const;
 
 function normalizeName(name: string): string {
   return name.trim().toLowerCase().replace(/\.$/, '');
+}
+
+/**
+ * Returns the owner name of an address's PTR record: `89.0.107.40.in-addr.arpa` for 40.107.0.89,
+ * and the nibble form under `ip6.arpa` for IPv6.
+ */
+export function reverseName(address: string): string {
+  if (isIPv4(address)) {
+    return `${address.split('.').reverse().join('.')}.in-addr.arpa`;
+  }
+  if (!isIPv6(address)) {
+    throw new Error(`${JSON.stringify(address)} is not an IP address`);
+  }
+  const [head = '', tail] = address.split('::');
+  const groups = (text: string) => (text === '' ? [] : text.split(':'));
+  const headGroups = groups(head);
+  const tailGroups = tail === undefined ? [] : groups(tail);
+  const zeros = new Array<string>(8 - headGroups.length - tailGroups.length).fill('0');
+  const nibbles = [...headGroups, ...zeros, ...tailGroups]
+    .map((group) => group.padStart(4, '0'))
+    .join('');
+  return `${[...nibbles].reverse().join('.')}.ip6.arpa`;
 }
 
 export class TestDnsServer {
@@ -174,6 +201,10 @@ export class TestDnsServer {
           type: 'AAAA' as const,
           data: address,
         }));
+      case 'PTR':
+        return (records.PTR ?? []).map((host) => ({ ...base, type: 'PTR' as const, data: host }));
+      case 'TXT':
+        return (records.TXT ?? []).map((text) => ({ ...base, type: 'TXT' as const, data: text }));
       default:
         return [];
     }

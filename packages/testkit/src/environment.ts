@@ -81,6 +81,12 @@ export function testEnvironment(label = 'smx'): TestEnvironment {
       MX_AMQP_PREFIX: amqpPrefix,
       MX_REDIS_PREFIX: redisPrefix,
       MX_LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'warn',
+      // Nothing answers on port 9, so a test that starts no DNS server of its own gets fast
+      // failures instead of queries to the machine's resolver.
+      DNS_SERVERS: '127.0.0.1:9',
+      // Off, so parallel runs do not compete for the default port; a test that reads the
+      // metrics sets a free port.
+      MX_INGRESS_METRICS_LISTEN: '',
     },
   };
 }

@@ -5,4 +5,5 @@ export * from './services.ts';
 export * from './smtp-client.ts';
 export * from './smtp-primary.ts';
 export * from './suite.ts';
+export * from './tcp-proxy.ts';
 export * from './tls-certificate.ts';

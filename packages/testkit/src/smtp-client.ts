@@ -27,12 +27,16 @@ export class SmtpClient {
     socket.on('error', () => undefined);
   }
 
-  /** Connects and resolves with the client and the greeting. */
+  /**
+   * Connects and resolves with the client and the greeting. `localAddress` sets the source
+   * address, such as another loopback address (127.0.0.2) to act as a different client.
+   */
   static async connect(
     port: number,
     host = '127.0.0.1',
+    localAddress?: string,
   ): Promise<{ client: SmtpClient; greeting: SmtpReply }> {
-    const socket = connect(port, host);
+    const socket = connect({ port, host, ...(localAddress ? { localAddress } : {}) });
     await new Promise<void>((resolve, reject) => {
       socket.once('connect', resolve);
       socket.once('error', reject);

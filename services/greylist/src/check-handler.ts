@@ -1,6 +1,6 @@
 /**
- * The RPC handler of `greylist.check`. It parses the request, checks its triplet against the
- * greylist and replies with the verdict as JSON. A request that cannot be judged is deferred, so
+ * The RPC handler of `greylist.check`. It parses the request, runs the greylist policy on it
+ * and replies with the verdict as JSON. A request that cannot be judged is deferred, so
  * a broken caller never lets mail skip greylisting. A Redis failure is thrown, so the broker
  * requeues the request.
  */
@@ -10,13 +10,13 @@ import {
   GreylistCheckRequestSchema,
 } from '@secondary-mx/contracts';
 import type { Logger } from '@secondary-mx/logger';
-import type { Greylist } from './greylist.ts';
 import { InvalidAddressError } from './network.ts';
+import type { GreylistPolicy } from './policy.ts';
 
 export type CheckHandler = (content: Buffer) => Promise<Buffer>;
 
 export function createCheckHandler(
-  greylist: Greylist,
+  policy: GreylistPolicy,
   logger: Logger,
   delayMs: number,
 ): CheckHandler {
@@ -39,7 +39,7 @@ export function createCheckHandler(
     const request = parsed.request;
     const log = logger.child({ session: request.session });
     try {
-      const verdict = await greylist.check(request);
+      const verdict = await policy.check(request, log);
       logVerdict(log, request, verdict);
       return encodeReply(verdict);
     } catch (error) {
@@ -84,8 +84,9 @@ function sessionOf(body: unknown): string | undefined {
 
 function logVerdict(log: Logger, request: GreylistCheckRequest, verdict: GreylistCheckReply): void {
   const fields = { recipient: request.recipient, ...verdict };
-  // Passes of whitelisted triplets are most checks and tell an operator little.
-  if (verdict.reason === 'whitelisted') {
+  // Passes of whitelisted triplets, groups and clients are most checks and tell an operator
+  // little.
+  if (verdict.action === 'pass' && verdict.reason.includes('whitelisted')) {
     log.debug(fields, 'greylist verdict');
   } else {
     log.info(fields, 'greylist verdict');

@@ -1,12 +1,14 @@
 /**
- * Greylisting of (client network, sender, recipient) triplets in Redis. A first attempt is
+ * Greylisting of (client group, sender, recipient) triplets in Redis. A first attempt is
  * deferred. A retry after the delay and within the retry window passes and whitelists the
- * triplet for the maximum age, and each later pass renews that age.
+ * triplet for the maximum age, and each later pass renews that age. A client group with enough
+ * passes is auto-whitelisted: all its triplets pass at once.
  */
 import type { GreylistCheckReply } from '@secondary-mx/contracts';
 import type { Redis } from 'ioredis';
 import { CHECK_SCRIPT, type CheckScriptReply } from './check-script.ts';
-import { type Triplet, tripletKey } from './triplet.ts';
+import { clientGroup } from './client-group.ts';
+import { groupKey, type Triplet, tripletKey } from './triplet.ts';
 
 export interface GreylistOptions {
   /** Prepended to every key, such as `mx:`. */
@@ -17,7 +19,15 @@ export interface GreylistOptions {
   retryWindowMs: number;
   /** How long in ms a passed triplet stays whitelisted after its latest pass. */
   maxAgeMs: number;
+  /**
+   * Passes of a client group, counted at most once per hour, after which all its triplets pass
+   * at once. 0 or absent turns the auto-whitelist off.
+   */
+  autoWhitelistPasses?: number;
 }
+
+/** A client group's passes count at most once per this interval, in ms. */
+export const AUTO_WHITELIST_COUNT_INTERVAL_MS = 3_600_000;
 
 const COMMAND = 'greylistCheck';
 
@@ -25,10 +35,13 @@ const COMMAND = 'greylistCheck';
 interface GreylistCommands {
   [COMMAND](
     key: string,
+    groupKey: string,
     delayMs: number,
     retryWindowMs: number,
     maxAgeMs: number,
     now: number | '',
+    autoWhitelistPasses: number,
+    countIntervalMs: number,
   ): Promise<CheckScriptReply>;
 }
 
@@ -42,7 +55,7 @@ export class Greylist {
         `greylist delay (${options.delayMs} ms) must be shorter than the retry window (${options.retryWindowMs} ms), or no retry could ever pass`,
       );
     }
-    redis.defineCommand(COMMAND, { numberOfKeys: 1, lua: CHECK_SCRIPT });
+    redis.defineCommand(COMMAND, { numberOfKeys: 2, lua: CHECK_SCRIPT });
   }
 
   /**
@@ -52,10 +65,20 @@ export class Greylist {
    * address that is not an IP, and the Redis error when Redis fails.
    */
   async check(triplet: Triplet, now?: number): Promise<GreylistCheckReply> {
-    const key = tripletKey(this.options.keyPrefix, triplet);
-    const { delayMs, retryWindowMs, maxAgeMs } = this.options;
+    const { keyPrefix, delayMs, retryWindowMs, maxAgeMs } = this.options;
+    const key = tripletKey(keyPrefix, triplet);
+    const group = groupKey(keyPrefix, clientGroup(triplet));
     const commands = this.redis as unknown as GreylistCommands;
-    const reply = await commands[COMMAND](key, delayMs, retryWindowMs, maxAgeMs, now ?? '');
+    const reply = await commands[COMMAND](
+      key,
+      group,
+      delayMs,
+      retryWindowMs,
+      maxAgeMs,
+      now ?? '',
+      this.options.autoWhitelistPasses ?? 0,
+      AUTO_WHITELIST_COUNT_INTERVAL_MS,
+    );
     return toCheckReply(reply);
   }
 }

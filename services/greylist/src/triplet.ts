@@ -1,29 +1,42 @@
 /**
- * Greylist triplets and their Redis keys. A key is the SHA-256 of the triplet, so Redis contains
- * no address in the clear. Every replica and the admin API derive the same key from the same
- * triplet without sharing a secret.
+ * Greylist triplets and their Redis keys. A triplet is (client group, normalized sender,
+ * recipient), and its key is the SHA-256 of those fields. The auto-whitelist counter of a client
+ * group is keyed by the SHA-256 of the group. So Redis contains no address, name or network in
+ * the clear, and every replica derives the same key from the same triplet without sharing a
+ * secret.
  *
- * NOTE: the hash is unkeyed. Someone who can read the keys and guesses a network, sender and
+ * NOTE: the hash is unkeyed. Someone who can read the keys and guesses a group, sender and
  * recipient can confirm that this triplet was seen.
  */
 import { createHash } from 'node:crypto';
-import { clientNetwork } from './network.ts';
+import { type ClientIdentity, clientGroup } from './client-group.ts';
+import { normalizeSender } from './sender.ts';
 
-export interface Triplet {
-  clientAddress: string;
+export interface Triplet extends ClientIdentity {
   /** Empty string for the null reverse-path `<>`. */
   sender: string;
   recipient: string;
 }
 
-/** Returns the Redis key of a triplet. Throws InvalidAddressError for a client address that is not an IP. */
+/**
+ * Returns the Redis key of a triplet. Throws InvalidAddressError for a client address that is
+ * not an IP.
+ */
 export function tripletKey(prefix: string, triplet: Triplet): string {
   const fields = [
-    clientNetwork(triplet.clientAddress),
-    triplet.sender.toLowerCase(),
+    clientGroup(triplet),
+    normalizeSender(triplet.sender),
     triplet.recipient.toLowerCase(),
   ];
   // JSON encoding keeps the fields apart whatever characters the addresses contain.
-  const digest = createHash('sha256').update(JSON.stringify(fields)).digest('hex');
-  return `${prefix}gl:${digest}`;
+  return `${prefix}gl:${sha256(JSON.stringify(fields))}`;
+}
+
+/** Returns the Redis key of the auto-whitelist counter of a client group. */
+export function groupKey(prefix: string, group: string): string {
+  return `${prefix}awl:${sha256(group)}`;
+}
+
+function sha256(text: string): string {
+  return createHash('sha256').update(text).digest('hex');
 }

@@ -4,7 +4,9 @@ import { createLogger } from '@secondary-mx/logger';
 import { freePort } from '@secondary-mx/testkit';
 import { createCheckHandler } from '../src/check-handler.ts';
 import { Greylist } from '../src/greylist.ts';
+import { GreylistPolicy } from '../src/policy.ts';
 import { closeRedis, connectRedis } from '../src/redis.ts';
+import { StaticWhitelist } from '../src/static-whitelist.ts';
 
 test('check handler throws while Redis is down', async () => {
   const logger = createLogger('greylist-test', 'silent');
@@ -16,7 +18,12 @@ test('check handler throws while Redis is down', async () => {
       retryWindowMs: 3_000,
       maxAgeMs: 5_000,
     });
-    const handler = createCheckHandler(greylist, logger, 1_000);
+    const whitelist = new StaticWhitelist({ clients: [], names: [], senders: [] });
+    const policy = new GreylistPolicy(greylist, whitelist, async () => ({
+      result: 'none',
+      passedDomain: undefined,
+    }));
+    const handler = createCheckHandler(policy, logger, 1_000);
     const request = {
       session: 'session-1',
       clientAddress: '192.0.2.1',

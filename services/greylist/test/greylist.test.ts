@@ -294,25 +294,187 @@ test('delay as long as the window is rejected', () => {
   assert.throws(() => createGreylist({ delayMs: 3_000, retryWindowMs: 3_000 }), RangeError);
 });
 
-test('Redis holds no address in the clear', async () => {
+test('BATV sender passes on its second attempt', async () => {
   const greylist = createGreylist();
+  const triplet = { ...newTriplet(), sender: 'prvs=1234567890=bob@example.net' };
+  const t0 = Date.now();
+
+  assert.equal((await check(greylist, triplet, t0)).reason, 'new');
+  const retry = { ...triplet, sender: 'prvs=0987654321=bob@example.net' };
+  assert.deepEqual(await check(greylist, retry, t0 + 1_000), {
+    action: 'pass',
+    reason: 'retried',
+    delayed: 1,
+  });
+});
+
+test('SRS and VERP senders pass on their second attempt', async () => {
+  const greylist = createGreylist();
+  const t0 = Date.now();
+  const pairs: [string, string][] = [
+    [
+      'SRS0=abcd=TT=orig.example=alice@forwarder.example',
+      'SRS0=wxyz=UU=orig.example=alice@forwarder.example',
+    ],
+    ['bounce-12345-abcdef0123@lists.example', 'bounce-67890-0123456789@lists.example'],
+    ['list-bounces+carol=example.com@lists.example', 'list-bounces+dave=example.org@lists.example'],
+    ['Alice+one@Example.com', 'alice+two@example.com'],
+  ];
+  for (const [first, retry] of pairs) {
+    const triplet = { ...newTriplet(), sender: first };
+    assert.equal((await check(greylist, triplet, t0)).reason, 'new', first);
+    const verdict = await check(greylist, { ...triplet, sender: retry }, t0 + 1_000);
+    assert.equal(verdict.reason, 'retried', `${first} then ${retry}`);
+  }
+});
+
+test('plus is a separator but hyphen is not', async () => {
+  const greylist = createGreylist();
+  const triplet = { ...newTriplet(), sender: 'first-last@example.com' };
+  const t0 = Date.now();
+
+  await check(greylist, triplet, t0);
+  const other = await check(
+    greylist,
+    { ...triplet, sender: 'first-other@example.com' },
+    t0 + 1_000,
+  );
+  assert.equal(other.reason, 'new');
+});
+
+test('forward-confirmed pool shares a triplet', async () => {
+  const greylist = createGreylist();
+  const triplet = {
+    ...newTriplet('40.107.0.89'),
+    clientName: 'mail-a.outbound.protection.example',
+  };
+  const t0 = Date.now();
+
+  assert.equal((await check(greylist, triplet, t0)).reason, 'new');
+  const retry = {
+    ...triplet,
+    clientAddress: '40.107.20.64',
+    clientName: 'mail-b.outbound.protection.example',
+  };
+  assert.deepEqual(await check(greylist, retry, t0 + 1_000), {
+    action: 'pass',
+    reason: 'retried',
+    delayed: 1,
+  });
+});
+
+test('clients without names group by network only', async () => {
+  const greylist = createGreylist();
+  const triplet = newTriplet('40.107.0.89');
+  const t0 = Date.now();
+
+  await check(greylist, triplet, t0);
+  const otherNetwork = await check(
+    greylist,
+    { ...triplet, clientAddress: '40.107.20.64' },
+    t0 + 1_000,
+  );
+  assert.equal(otherNetwork.reason, 'new');
+});
+
+test('names that embed the address group by network', async () => {
+  const greylist = createGreylist();
+  const triplet = {
+    ...newTriplet('198.51.100.7'),
+    clientName: '198-51-100-7.dynamic.isp.example',
+  };
+  const t0 = Date.now();
+
+  await check(greylist, triplet, t0);
+  const neighbour = {
+    ...triplet,
+    clientAddress: '203.0.113.9',
+    clientName: '9.113.0.203.dynamic.isp.example',
+  };
+  assert.equal((await check(greylist, neighbour, t0 + 1_000)).reason, 'new');
+});
+
+test('SPF domain groups its clients', async () => {
+  const greylist = createGreylist();
+  const triplet = {
+    ...newTriplet('192.0.2.10'),
+    sender: 'news@spf.example',
+    spfDomain: 'spf.example',
+  };
+  const t0 = Date.now();
+
+  await check(greylist, triplet, t0);
+  const elsewhere = { ...triplet, clientAddress: '2001:db8:aa::5' };
+  assert.equal((await check(greylist, elsewhere, t0 + 1_000)).reason, 'retried');
+});
+
+test('auto-whitelist after counted passes', async () => {
+  const greylist = createGreylist({ autoWhitelistPasses: 2, maxAgeMs: 60_000 });
+  const client = { clientAddress: '203.0.113.50', clientName: 'out-1.pool.awl.example' };
+  const recipient = () => ({ ...newTriplet(), ...client });
+  const hour = 3_600_000;
+  const t0 = Date.now();
+
+  // First counted pass.
+  const a = recipient();
+  await check(greylist, a, t0);
+  assert.equal((await check(greylist, a, t0 + 1_000)).reason, 'retried');
+  // A second pass within the hour is not counted.
+  const b = recipient();
+  await check(greylist, b, t0 + 2_000);
+  assert.equal((await check(greylist, b, t0 + 3_000)).reason, 'retried');
+  assert.equal((await check(greylist, recipient(), t0 + 4_000)).reason, 'new');
+
+  // Second counted pass, an hour after the first.
+  const c = recipient();
+  await check(greylist, c, t0 + hour);
+  assert.equal((await check(greylist, c, t0 + hour + 1_000)).reason, 'retried');
+
+  const fresh = { ...recipient(), clientName: 'out-2.pool.awl.example' };
+  assert.deepEqual(await check(greylist, fresh, t0 + hour + 2_000), {
+    action: 'pass',
+    reason: 'auto-whitelisted',
+  });
+  const otherGroup = { ...recipient(), clientAddress: '198.51.100.50', clientName: undefined };
+  assert.equal((await check(greylist, otherGroup, t0 + hour + 2_000)).reason, 'new');
+});
+
+test('auto-whitelist 0 never whitelists a group', async () => {
+  const greylist = createGreylist({ autoWhitelistPasses: 0 });
+  const hour = 3_600_000;
+  const t0 = Date.now();
+  for (let i = 0; i < 5; i += 1) {
+    const triplet = newTriplet('203.0.113.60');
+    await check(greylist, triplet, t0 + i * hour);
+    assert.equal((await check(greylist, triplet, t0 + i * hour + 1_000)).reason, 'retried');
+  }
+  assert.equal((await check(greylist, newTriplet('203.0.113.60'), t0 + 5 * hour)).reason, 'new');
+});
+
+test('Redis holds no address in the clear', async () => {
+  const greylist = createGreylist({ autoWhitelistPasses: 5 });
   const triplet: Triplet = {
     clientAddress: '198.51.100.77',
+    clientName: 'cleartext-host.cleartext.example',
     sender: 'alice.cleartext@example.net',
     recipient: 'bob.cleartext@example.org',
   };
   const t0 = Date.now();
   await check(greylist, triplet, t0);
   await check(greylist, triplet, t0 + 1_000);
-  await check(greylist, { ...triplet, clientAddress: '2001:db8:77::1' }, t0);
+  await check(greylist, { ...triplet, clientAddress: '2001:db8:77::1', clientName: undefined }, t0);
+  const spfTriplet = { ...triplet, spfDomain: 'example.net' };
+  await check(greylist, spfTriplet, t0);
+  await check(greylist, spfTriplet, t0 + 1_000);
 
   const keys = await listKeys();
   assert.ok(keys.length > 0, 'no keys under the test prefix');
-  const pattern = new RegExp(`^${PREFIX}gl:[0-9a-f]{64}$`);
+  assert.ok(keys.some((key) => key.startsWith(`${PREFIX}awl:`), 'no auto-whitelist keys'));
+  const pattern = new RegExp(`^${PREFIX}(gl|awl):[0-9a-f]{64}$`);
   for (const key of keys) {
     assert.match(key, pattern);
     for (const [field, value] of Object.entries(await redis.hgetall(key))) {
-      assert.match(field, /^(first|passed)$/, key);
+      assert.match(field, /^(first|passed|count|counted)$/, key);
       assert.match(value, /^\d+$/, `${key} ${field}`);
     }
   }

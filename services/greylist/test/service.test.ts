@@ -10,7 +10,13 @@ import {
   QUEUE,
 } from '@secondary-mx/contracts';
 import { createLogger } from '@secondary-mx/logger';
-import { LOCAL_AMQP_URL, LOCAL_REDIS_URL, uniqueName } from '@secondary-mx/testkit';
+import {
+  LOCAL_AMQP_URL,
+  LOCAL_REDIS_URL,
+  startDnsServer,
+  type TestDnsServer,
+  uniqueName,
+} from '@secondary-mx/testkit';
 import { Redis } from 'ioredis';
 import { createGreylistService, type GreylistService } from '../src/service.ts';
 import { SETTING_NAMES } from '../src/settings.ts';
@@ -19,15 +25,27 @@ const RUN_ID = uniqueName('smx_greylist_service');
 const REDIS_PREFIX = `${RUN_ID}:`;
 const CALL_TIMEOUT_MS = 5_000;
 
+const GREYLIST_TIMEOUT_MS = 2_000;
+
 const logger = createLogger('greylist-test', process.env.TEST_LOG_LEVEL ?? 'warn');
+const dns: TestDnsServer = await startDnsServer({
+  'spf.example': { TXT: ['v=spf1 ip4:192.0.2.0/24 ip6:2001:db8:ab::/48 -all'] },
+  'nospf.example': { TXT: ['unrelated text'] },
+});
 const settings = loadSettings(SETTING_NAMES, {
   AMQP_URL: LOCAL_AMQP_URL,
   REDIS_URL: LOCAL_REDIS_URL,
+  DNS_SERVERS: dns.server,
+  MX_HOSTNAME: 'mx2.example.net',
   MX_AMQP_PREFIX: `${RUN_ID}.`,
   MX_REDIS_PREFIX: REDIS_PREFIX,
   MX_GREYLIST_DELAY: '1s',
   MX_GREYLIST_RETRY_WINDOW: '10s',
   MX_GREYLIST_MAX_AGE: '60s',
+  MX_GREYLIST_TIMEOUT: `${GREYLIST_TIMEOUT_MS}ms`,
+  MX_GREYLIST_WHITELIST_CLIENTS: '198.51.100.0/24, 2001:db8:cafe::/48',
+  MX_GREYLIST_WHITELIST_NAMES: '.relay.partner.example',
+  MX_GREYLIST_WHITELIST_SENDERS: 'trusted.example',
 });
 
 let service: GreylistService;
@@ -47,6 +65,7 @@ before(async () => {
 after(async () => {
   await client.stop();
   await service.stop();
+  await dns.close();
   await deleteTestKeys();
 });
 
@@ -59,9 +78,9 @@ async function deleteTestKeys(): Promise<void> {
   await redis.quit();
 }
 
-async function call(body: unknown): Promise<GreylistCheckReply> {
+async function call(body: unknown, timeoutMs = CALL_TIMEOUT_MS): Promise<GreylistCheckReply> {
   const content = Buffer.from(typeof body === 'string' ? body : JSON.stringify(body), 'utf8');
-  const reply = await client.call(QUEUE.greylistCheck, content, CALL_TIMEOUT_MS);
+  const reply = await client.call(QUEUE.greylistCheck, content, timeoutMs);
   return GreylistCheckReplySchema.parse(JSON.parse(reply.toString('utf8')));
 }
 
@@ -96,4 +115,88 @@ test('invalid request over RabbitMQ is deferred', async () => {
 test('delay as long as the window is rejected', () => {
   const invalid = { ...settings, MX_GREYLIST_DELAY: 10_000, MX_GREYLIST_RETRY_WINDOW: 10_000 };
   assert.throws(() => createGreylistService(invalid, logger), RangeError);
+});
+
+test('forward-confirmed pool passes on its second attempt', async () => {
+  const first: GreylistCheckRequest = {
+    session: 'session-4',
+    clientAddress: '40.107.0.89',
+    clientName: 'mail-a.outbound.protection.example',
+    sender: 'prvs=1234567890=bob@example.net',
+    recipient: 'pool@example.org',
+  };
+  const retry: GreylistCheckRequest = {
+    ...first,
+    session: 'session-5',
+    clientAddress: '40.107.20.64',
+    clientName: 'mail-b.outbound.protection.example',
+    sender: 'prvs=0987654321=bob@example.net',
+  };
+
+  assert.equal((await call(first)).reason, 'new');
+  await sleep(1_100);
+  assert.deepEqual(await call(retry), { action: 'pass', reason: 'retried', delayed: 1 });
+});
+
+test('SPF pass groups the sender domain over RabbitMQ', async () => {
+  const first: GreylistCheckRequest = {
+    session: 'session-6',
+    clientAddress: '192.0.2.10',
+    heloName: 'out1.spf.example',
+    sender: 'news@spf.example',
+    recipient: 'spf@example.org',
+  };
+  // Both addresses are authorized by spf.example, but share neither network nor name.
+  const retry = { ...first, clientAddress: '2001:db8:ab::9', heloName: 'out2.spf.example' };
+  const unauthorized = { ...first, clientAddress: '203.0.113.77' };
+
+  assert.equal((await call(first)).reason, 'new');
+  assert.equal((await call(unauthorized)).reason, 'new');
+  await sleep(1_100);
+  assert.equal((await call(retry)).reason, 'retried');
+  assert.ok(dns.queryCount('spf.example', 'TXT') > 0, 'no SPF query reached the DNS server');
+});
+
+test('sender without SPF groups by network', async () => {
+  const first: GreylistCheckRequest = {
+    session: 'session-7',
+    clientAddress: '192.0.2.11',
+    sender: 'news@nospf.example',
+    recipient: 'nospf@example.org',
+  };
+  assert.equal((await call(first)).reason, 'new');
+  await sleep(1_100);
+  assert.equal((await call({ ...first, clientAddress: '2001:db8:ab::10' })).reason, 'new');
+  assert.equal((await call({ ...first, clientAddress: '192.0.2.200' })).reason, 'retried');
+});
+
+test('unanswered SPF lookups leave time for the verdict', async () => {
+  dns.setFailure('silent.example', 'no-response');
+  const request: GreylistCheckRequest = {
+    session: 'session-8',
+    clientAddress: '192.0.2.12',
+    sender: 'news@silent.example',
+    recipient: 'silent@example.org',
+  };
+  // The SPF check gets half of MX_GREYLIST_TIMEOUT, so the verdict comes within all of it.
+  assert.equal((await call(request, GREYLIST_TIMEOUT_MS)).reason, 'new');
+});
+
+test('static whitelists pass over RabbitMQ', async () => {
+  const base = {
+    session: 'session-9',
+    clientAddress: '203.0.113.20',
+    sender: 'someone@elsewhere.example',
+    recipient: 'static@example.org',
+  };
+  const cases: [request: GreylistCheckRequest, reason: string][] = [
+    [{ ...base, clientAddress: '198.51.100.99' }, 'whitelisted-client'],
+    [{ ...base, clientAddress: '2001:db8:cafe:1::1' }, 'whitelisted-client'],
+    [{ ...base, clientName: 'out.relay.partner.example' }, 'whitelisted-name'],
+    [{ ...base, sender: 'alerts@trusted.example' }, 'whitelisted-sender'],
+  ];
+  for (const [request, reason] of cases) {
+    assert.deepEqual(await call(request), { action: 'pass', reason }, reason);
+  }
+  assert.equal((await call(base)).reason, 'new');
 });

@@ -8,6 +8,7 @@ import { normalizeDomain } from '@secondary-mx/address';
 import { Broker } from '@secondary-mx/amqp';
 import { EXCHANGE, parseControlEvent } from '@secondary-mx/contracts';
 import type { Logger } from '@secondary-mx/logger';
+import { type MetricsServer, startMetricsServer } from '@secondary-mx/metrics';
 import { SMTPServer } from 'smtp-server';
 import { ApprovedDomains } from './approved-domains.ts';
 import { onClose, onConnect } from './connection-handlers.ts';
@@ -16,6 +17,7 @@ import { DnsblChecker } from './dnsbl.ts';
 import { installEnhancedCodeShim } from './enhanced-codes.ts';
 import { limitErrors } from './error-limit.ts';
 import { type EtrnHandler, installEtrn } from './etrn.ts';
+import { createIngressMetrics } from './metrics.ts';
 import { rejectEarlyTalkers } from './pregreet.ts';
 import { RecipientVerifier } from './recipient-verifier.ts';
 import { closeRedis, connectRedis } from './redis.ts';
@@ -44,6 +46,7 @@ export async function startIngress(settings: IngressSettings, logger: Logger) {
       void domains.reload();
     }
   });
+  const metrics = createIngressMetrics();
   const redis = connectRedis(settings.REDIS_URL, logger);
   const verifier = new RecipientVerifier(
     broker,
@@ -68,6 +71,7 @@ export async function startIngress(settings: IngressSettings, logger: Logger) {
     ),
     verifier,
     logger,
+    metrics,
   };
   const limits = new ConnectionLimits(
     settings.MX_HOSTNAME,
@@ -132,6 +136,16 @@ export async function startIngress(settings: IngressSettings, logger: Logger) {
     ? watchTlsCredentials(server, certFile, keyFile, settings.MX_TLS_RELOAD_INTERVAL, logger)
     : () => undefined;
 
+  // Started first, so a metrics address in use stops the service before it takes mail.
+  let metricsServer: MetricsServer | undefined;
+  if (settings.MX_INGRESS_METRICS_LISTEN !== undefined) {
+    metricsServer = await startMetricsServer(
+      metrics.registry,
+      settings.MX_INGRESS_METRICS_LISTEN,
+      logger,
+    );
+  }
+
   void broker.start();
   domains.start();
   const { host, port } = settings.MX_SMTP_LISTEN;
@@ -146,12 +160,14 @@ export async function startIngress(settings: IngressSettings, logger: Logger) {
 
   return {
     server,
+    metricsServer,
     async stop() {
       stopWatchingTls();
       await new Promise<void>((resolve) => server.close(() => resolve()));
       domains.stop();
       await broker.stop();
       await closeRedis(redis);
+      await metricsServer?.close();
     },
   };
 }

@@ -1,9 +1,10 @@
 /**
  * The SMTP transaction as ingress runs it. It checks the sender (syntax, then DNS) and each
  * recipient (syntax, member domain, DNSBL, the domain's recipient check, then greylist). It
- * reads DATA within the size limit and the rules of message-scanner.ts, prepends Received:,
- * and replies 250 only after queue-store reports the message committed. Every other outcome of
- * DATA is a 4xx or 5xx, so nothing is ever acknowledged without being stored.
+ * reads DATA within the size limit and the rules of message-scanner.ts, prepends Received:
+ * (and X-Greylist: when a recipient passed on a greylist retry), and replies 250 only after
+ * queue-store reports the message committed. Every other outcome of DATA is a 4xx or 5xx, so
+ * nothing is ever acknowledged without being stored.
  */
 import type { Readable } from 'node:stream';
 import { normalizeDomain } from '@secondary-mx/address';
@@ -14,8 +15,10 @@ import type { SMTPServerAddress, SMTPServerDataStream, SMTPServerSession } from 
 import type { ApprovedDomains } from './approved-domains.ts';
 import type { DnsblChecker } from './dnsbl.ts';
 import { smtpError } from './enhanced-codes.ts';
-import { checkGreylist } from './greylist-client.ts';
+import { checkGreylist, type GreylistVerdict } from './greylist-client.ts';
+import { buildGreylistHeader } from './greylist-header.ts';
 import { MessageScanner, messageViolation } from './message-scanner.ts';
+import type { IngressMetrics } from './metrics.ts';
 import { buildReceivedHeader, transmissionProtocol } from './received.ts';
 import { parseRecipient } from './recipient-address.ts';
 import { checkRecipientPolicy } from './recipient-policy.ts';
@@ -35,7 +38,15 @@ export interface HandlerContext {
   dnsbl: DnsblChecker;
   verifier: RecipientVerifier;
   logger: Logger;
+  metrics: IngressMetrics;
 }
+
+/**
+ * The maximum greylist delay, in seconds, among the accepted recipients of a transaction, for
+ * the X-Greylist header. Keyed by the envelope, which smtp-server replaces at every new
+ * transaction, so a delay never carries over to the next message of the session.
+ */
+const greylistDelays = new WeakMap<object, number>();
 
 const NOTIFY_VALUES = new Set(['NEVER', 'SUCCESS', 'FAILURE', 'DELAY']);
 
@@ -166,14 +177,47 @@ async function checkRecipient(
     {
       session: session.id,
       clientAddress: session.remoteAddress,
+      // The reverse resolver sets a name only when it is forward-confirmed, else `[address]`.
       ...(session.clientHostname && !session.clientHostname.startsWith('[')
         ? { clientName: session.clientHostname }
         : {}),
+      ...(session.hostNameAppearsAs ? { heloName: session.hostNameAppearsAs.slice(0, 255) } : {}),
       sender: mailFrom ? mailFrom.address : '',
       recipient,
     },
     settings.MX_GREYLIST_TIMEOUT,
   );
+  applyVerdict(context, session, recipient, verdict, recipientCheck, log);
+}
+
+/** Throws the SMTP reply of a verdict that defers the recipient, and counts every verdict. */
+function applyVerdict(
+  context: HandlerContext,
+  session: SMTPServerSession,
+  recipient: string,
+  verdict: GreylistVerdict,
+  recipientCheck: string,
+  log: Logger,
+): void {
+  const { settings, metrics } = context;
+  if (verdict.action === 'unavailable') {
+    const policy = settings.MX_GREYLIST_ON_ERROR;
+    metrics.countUnavailable(policy);
+    if (policy === 'closed') {
+      log.warn(
+        { recipient, err: verdict.error, reply: 451 },
+        'greylist verdict unavailable, recipient deferred',
+      );
+      throw smtpError(451, '4.3.0', `<${recipient}>: greylisting is unavailable, try again later`);
+    }
+    // NOTE: the default policy fails open, so an outage of Redis or the greylist service never
+    // stops mail, but mail then skips greylisting.
+    log.warn({ recipient, err: verdict.error }, 'greylist verdict unavailable, recipient accepted');
+    log.info({ recipient, recipientCheck, greylist: 'unavailable' }, 'RCPT TO accepted');
+    return;
+  }
+
+  metrics.countVerdict(verdict.action, verdict.reason);
   if (verdict.action === 'defer') {
     log.info(
       { recipient, reason: verdict.reason, retryAfter: verdict.retryAfter, reply: 451 },
@@ -185,16 +229,13 @@ async function checkRecipient(
       `<${recipient}>: greylisted, try again in ${verdict.retryAfter ?? 300} seconds`,
     );
   }
-  if (verdict.action === 'unavailable') {
-    // NOTE: fails open, as most greylisting setups do: an outage must not stop real mail.
-    log.warn({ recipient, err: verdict.error }, 'greylist verdict unavailable, recipient accepted');
+  // Only the first pass of a triplet, `retried`, carries how long the sender was kept waiting.
+  if (verdict.reason === 'retried' && verdict.delayed !== undefined) {
+    const envelope = session.envelope;
+    greylistDelays.set(envelope, Math.max(greylistDelays.get(envelope) ?? 0, verdict.delayed));
   }
   log.info(
-    {
-      recipient,
-      recipientCheck,
-      greylist: verdict.action === 'pass' ? verdict.reason : 'unavailable',
-    },
+    { recipient, recipientCheck, greylist: verdict.reason, delayed: verdict.delayed },
     'RCPT TO accepted',
   );
 }
@@ -309,7 +350,10 @@ async function receiveMessage(
     recipients: recipients.map((recipient) => recipient.address),
     date: receivedAt,
   });
-  const message = Buffer.concat([received, ...chunks]);
+  const delayed = greylistDelays.get(envelope);
+  const greylistHeader =
+    delayed === undefined ? [] : [buildGreylistHeader(delayed, settings.MX_HOSTNAME, receivedAt)];
+  const message = Buffer.concat([received, ...greylistHeader, ...chunks]);
 
   const ret = envelope.dsn?.ret?.toUpperCase();
   try {

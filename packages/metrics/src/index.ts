@@ -1,0 +1,1 @@
+export { type MetricsServer, startMetricsServer } from './server.ts';

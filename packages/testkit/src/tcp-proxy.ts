@@ -1,0 +1,68 @@
+/**
+ * A TCP proxy on 127.0.0.1 and a free port for tests that need a server to stop replying
+ * without closing its connections. pause() stops reading what clients send, so the target sees
+ * nothing more and clients wait for replies. resume() passes the held bytes on in order, so no
+ * protocol stream is cut.
+ */
+import { connect, createServer, type Socket } from 'node:net';
+
+export interface TcpProxy {
+  port: number;
+  /** Stops passing client bytes to the target. */
+  pause(): void;
+  /** Passes client bytes on again, the held ones first. */
+  resume(): void;
+  /** Closes the listener and every proxied connection. */
+  close(): Promise<void>;
+}
+
+export async function startTcpProxy(targetHost: string, targetPort: number): Promise<TcpProxy> {
+  const clients = new Set<Socket>();
+  let paused = false;
+  const server = createServer((client) => {
+    const upstream = connect({ host: targetHost, port: targetPort });
+    clients.add(client);
+    if (paused) {
+      client.pause();
+    }
+    client.pipe(upstream);
+    upstream.pipe(client);
+    const closeBoth = () => {
+      clients.delete(client);
+      client.destroy();
+      upstream.destroy();
+    };
+    client.on('error', closeBoth);
+    upstream.on('error', closeBoth);
+    client.on('close', closeBoth);
+    upstream.on('close', closeBoth);
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => resolve());
+  });
+  const address = server.address();
+  const port = typeof address === 'object' && address ? address.port : 0;
+
+  return {
+    port,
+    pause() {
+      paused = true;
+      for (const client of clients) {
+        client.pause();
+      }
+    },
+    resume() {
+      paused = false;
+      for (const client of clients) {
+        client.resume();
+      }
+    },
+    close() {
+      for (const client of clients) {
+        client.destroy();
+      }
+      return new Promise((resolve) => server.close(() => resolve()));
+    },
+  };
+}

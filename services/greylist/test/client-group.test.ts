@@ -1,0 +1,52 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { clientGroup, organizationalDomain } from '../src/client-group.ts';
+import { InvalidAddressError } from '../src/network.ts';
+
+test('clientGroup prefers SPF, then name, then network', () => {
+  const address = '40.107.0.89';
+  const clientName = 'mail-a.outbound.protection.example';
+  assert.equal(
+    clientGroup({ clientAddress: address, clientName, spfDomain: 'Example.NET' }),
+    'spf:example.net',
+  );
+  assert.equal(clientGroup({ clientAddress: address, clientName }), 'name:protection.example');
+  assert.equal(clientGroup({ clientAddress: address }), 'net:40.107.0.0/24');
+  assert.equal(clientGroup({ clientAddress: '2001:db8:1:2::9' }), 'net:2001:db8:1:2::/64');
+});
+
+test('clientGroup rejects a client address that is not an IP', () => {
+  assert.throws(
+    () => clientGroup({ clientAddress: 'unknown', spfDomain: 'example.net' }),
+    InvalidAddressError,
+  );
+});
+
+test('organizationalDomain follows the public suffix list', () => {
+  const cases: [name: string, domain: string | undefined][] = [
+    ['mail-a.outbound.protection.example', 'protection.example'],
+    ['MAIL-X.Outbound.Protection.Outlook.COM.', 'outlook.com'],
+    ['smtp.mail.example.co.uk', 'example.co.uk'],
+    ['mx.tenant.github.io', 'tenant.github.io'],
+    ['localhost', undefined],
+    ['co.uk', undefined],
+  ];
+  for (const [name, domain] of cases) {
+    assert.equal(organizationalDomain(name, '192.0.2.1'), domain, name);
+  }
+  assert.equal(organizationalDomain(undefined, '192.0.2.1'), undefined);
+});
+
+test('organizationalDomain skips names that embed the address', () => {
+  const cases: [name: string, address: string][] = [
+    ['40-107-0-89.pool.isp.example', '40.107.0.89'],
+    ['89.0.107.40.dyn.isp.example', '40.107.0.89'],
+    ['host-040-107-000-089.isp.example', '40.107.0.89'],
+    ['dsl-40-107-0-89.isp.example', '::ffff:40.107.0.89'],
+  ];
+  for (const [name, address] of cases) {
+    assert.equal(organizationalDomain(name, address), undefined, name);
+  }
+  assert.equal(organizationalDomain('140-107-0-89.isp.example', '40.107.0.89'), 'isp.example');
+  assert.equal(organizationalDomain('mail-40.isp.example', '40.107.0.89'), 'isp.example');
+});
