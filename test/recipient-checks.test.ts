@@ -104,6 +104,8 @@ before(async () => {
     'verify.example': { MX: mx },
     'primary.member.example': { A: ['127.0.0.1'] },
     'mx2.example.net': { A: ['127.0.0.1'] },
+    // The sender domain must resolve, or ingress rejects MAIL FROM with 450 4.1.8.
+    'sender.example': { A: ['127.0.0.1'] },
   });
   suite = await startSuite({
     env: {

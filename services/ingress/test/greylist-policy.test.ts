@@ -52,6 +52,9 @@ before(async () => {
     'mail-a.outbound.protection.example': { A: [POOL_A] },
     [reverseName(POOL_B)]: { PTR: ['mail-b.outbound.protection.example'] },
     'mail-b.outbound.protection.example': { A: [POOL_B] },
+    // Sender domains must resolve, or ingress rejects MAIL FROM with 450 4.1.8.
+    'sender.example': { MX: [{ preference: 10, exchange: 'mx.sender.example' }] },
+    'example.net': { MX: [{ preference: 10, exchange: 'mx.example.net' }] },
   });
   openPort = await freePort();
   closedPort = await freePort();
