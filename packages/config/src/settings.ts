@@ -311,6 +311,11 @@ export const SETTINGS = {
     duration(0, 60 * SECOND),
     'how long ingress holds the greeting back to catch clients that talk first',
   ),
+  MX_PREGREET_TTL: setting(
+    '1d',
+    duration(0, 30 * DAY),
+    'how long a client that waited for the greeting skips the wait; 0 makes every connection wait',
+  ),
   MX_MAX_HOPS: setting(
     '50',
     integer(1, 1000),

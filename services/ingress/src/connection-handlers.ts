@@ -23,11 +23,14 @@ export function onConnect(context: HandlerContext, limits: ConnectionLimits) {
       void context.dnsbl.listing(session.id, session.remoteAddress);
     }
     const wait = context.settings.MX_PREGREET_WAIT;
-    if (wait > 0) {
-      setTimeout(() => callback(), wait);
-    } else {
+    if (wait === 0 || context.pregreet.has(session.remoteAddress)) {
       callback();
+      return;
     }
+    setTimeout(() => {
+      context.pregreet.finishWait(session.id, session.remoteAddress);
+      callback();
+    }, wait);
   };
 }
 

@@ -19,6 +19,7 @@ import { limitErrors } from './error-limit.ts';
 import { type EtrnHandler, installEtrn } from './etrn.ts';
 import { createIngressMetrics } from './metrics.ts';
 import { rejectEarlyTalkers } from './pregreet.ts';
+import { PregreetPasses } from './pregreet-passes.ts';
 import { RecipientVerifier } from './recipient-verifier.ts';
 import { closeRedis, connectRedis } from './redis.ts';
 import { createReverseResolver } from './reverse-resolver.ts';
@@ -72,6 +73,7 @@ export async function startIngress(settings: IngressSettings, logger: Logger) {
     verifier,
     logger,
     metrics,
+    pregreet: new PregreetPasses(settings.MX_PREGREET_TTL),
   };
   const limits = new ConnectionLimits(
     settings.MX_HOSTNAME,
@@ -127,6 +129,7 @@ export async function startIngress(settings: IngressSettings, logger: Logger) {
   });
   server.on('error', (error) => logger.error({ err: error }, 'SMTP server error'));
   rejectEarlyTalkers(server, (session, client) => {
+    context.pregreet.rejectEarlyTalker(session, client);
     logger.info({ session, client, reply: 554 }, 'client sent a command before the greeting');
   });
   limitErrors(server, settings.MX_MAX_ERRORS, (session, client, errors) => {

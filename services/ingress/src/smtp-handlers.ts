@@ -19,6 +19,7 @@ import { checkGreylist, type GreylistVerdict } from './greylist-client.ts';
 import { buildGreylistHeader } from './greylist-header.ts';
 import { MessageScanner, messageViolation } from './message-scanner.ts';
 import type { IngressMetrics } from './metrics.ts';
+import type { PregreetPasses } from './pregreet-passes.ts';
 import { buildReceivedHeader, transmissionProtocol } from './received.ts';
 import { parseRecipient } from './recipient-address.ts';
 import { checkRecipientPolicy } from './recipient-policy.ts';
@@ -39,6 +40,8 @@ export interface HandlerContext {
   verifier: RecipientVerifier;
   logger: Logger;
   metrics: IngressMetrics;
+  /** Clients that passed the pregreet test recently and skip its wait. */
+  pregreet: PregreetPasses;
 }
 
 /**

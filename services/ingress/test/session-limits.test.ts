@@ -80,6 +80,46 @@ describe('pregreet test', () => {
   });
 });
 
+describe('pregreet passes', () => {
+  /** Connects from the address, sends EHLO 250 ms later (inside the 400 ms wait for a new
+   * client), and returns everything the server sent until it closed or answered. */
+  async function talkAfter250ms(localAddress: string): Promise<string> {
+    const session = await rawConnect(localAddress);
+    await new Promise((resolve) => setTimeout(resolve, 250));
+    session.socket.write('EHLO returning.example\r\n');
+    for (let i = 0; i < 200 && !/^250 /m.test(session.received()); i++) {
+      if (session.socket.destroyed || session.received().startsWith('554')) {
+        break;
+      }
+      await new Promise((resolve) => setTimeout(resolve, 25));
+    }
+    session.socket.destroy();
+    return session.received();
+  }
+
+  test('client that waited once skips the wait', async () => {
+    await waitForGreeting('127.0.0.5');
+    const received = await talkAfter250ms('127.0.0.5');
+    assert.match(received, /^220 mx2\.example\.net ESMTP/);
+    assert.match(received, /^250 /m);
+  });
+
+  test('new client still has to wait', async () => {
+    const received = await talkAfter250ms('127.0.0.6');
+    assert.match(received, /^554 5\.5\.1 /);
+  });
+
+  test('early talker loses its pass', async () => {
+    await waitForGreeting('127.0.0.7');
+    const early = await rawConnect('127.0.0.7');
+    early.socket.write('EHLO early.example\r\n');
+    await early.closed;
+    assert.match(early.received(), /^554 5\.5\.1 /);
+    const received = await talkAfter250ms('127.0.0.7');
+    assert.match(received, /^554 5\.5\.1 /);
+  });
+});
+
 describe('connection limits', () => {
   test('a third connection from one address gets 421 4.7.0', async () => {
     await waitForGreeting();
