@@ -78,6 +78,21 @@ export async function reclaimExpiredLeases(db: Queryable): Promise<number> {
   return result.rowCount ?? 0;
 }
 
+/**
+ * Defers the due recipients of destinations whose next hop is being probed until shortly after
+ * the next probe, without a connection attempt each, as Postfix does for a dead destination. A
+ * successful probe or delivery makes them due at once (markReachable).
+ */
+async function suspendUnreachable(db: Queryable): Promise<void> {
+  await db.query(
+    `UPDATE recipients r SET state = 'deferred', last_failure_kind = 'connection',
+            next_attempt_at = p.next_probe_at + make_interval(secs => p.interval_ms / 1000.0)
+     FROM destination_probes p
+     WHERE r.domain = p.domain AND r.state IN ('queued', 'deferred')
+       AND r.next_attempt_at <= now()`,
+  );
+}
+
 /** Leases due recipients, oldest first, as jobs grouped by domain. */
 export async function leaseDueJobs(pool: Pool, options: LeaseOptions): Promise<LeasedJob[]> {
   return withTransaction(pool, async (client) => {
@@ -87,6 +102,7 @@ export async function leaseDueJobs(pool: Pool, options: LeaseOptions): Promise<L
        WHERE state = 'active' GROUP BY domain`,
     );
     const jobsInFlight = new Map(inFlight.rows.map((row) => [row.domain, row.jobs]));
+    await suspendUnreachable(client);
     const full = [...jobsInFlight].filter(([, jobs]) => jobs >= options.jobsPerDomain);
     const due = await client.query<DueRow>(
       `SELECT r.id, r.message_id AS "messageId", r.address, r.domain, r.notify, r.orcpt,

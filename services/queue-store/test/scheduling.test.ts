@@ -11,6 +11,8 @@ import {
   type LeasedJob,
   type LeaseOptions,
   leaseDueJobs,
+  markReachable,
+  markUnreachable,
   migrate,
   type Pool,
   reclaimExpiredLeases,
@@ -101,6 +103,7 @@ before(async () => {
 
 beforeEach(async () => {
   await pool.query('TRUNCATE messages CASCADE');
+  await pool.query('TRUNCATE destination_probes');
 });
 
 after(async () => {
@@ -310,6 +313,31 @@ test('stale result cannot undo a newer lease, but a delivery always counts', asy
   });
   assert.equal(delivered.length, 1);
   assert.equal((await recipientRows(queueId))[0]?.state, 'delivered');
+});
+
+test('unreachable destination defers new mail until reachable', async () => {
+  await markUnreachable(pool, ['down.example'], { minMs: 2000, maxMs: 15_000 });
+  const waiting = await storeMessage(['a@down.example']);
+  const other = await storeMessage(['b@up.example']);
+
+  const jobs = await lease();
+  assert.deepEqual(
+    jobs.map((job) => job.domain),
+    ['up.example'],
+  );
+  const [suspended] = await recipientRows(waiting);
+  assert.equal(suspended?.state, 'deferred');
+  assert.equal(suspended?.attempts, 0);
+  assert.ok((suspended?.delaySeconds ?? 0) > 1, 'waits at least until the next probe');
+  assert.equal((await recipientRows(other))[0]?.state, 'active');
+
+  assert.equal(await markReachable(pool, 'down.example'), 1);
+  const [resumed] = await lease();
+  assert.equal(resumed?.domain, 'down.example');
+  assert.deepEqual(
+    recipientsOf(resumed).map((recipient) => recipient.address),
+    ['a@down.example'],
+  );
 });
 
 test('storing one queue id twice keeps one copy', async () => {
