@@ -35,11 +35,19 @@ export interface SchedulerOptions {
 const MAX_PASS_BYTES = 64 * 1024 * 1024;
 /** Delay before a lease handed back after a failed publish is tried again. */
 const REPUBLISH_DELAY_MS = 5000;
+/**
+ * Shortest time between the starts of two passes caused by kicks. Under a stream of new mail
+ * each message kicks, so this bounds the passes to a few per second however fast mail
+ * arrives, at the cost of up to this much delay before new mail is leased.
+ */
+const KICK_GAP_MS = 100;
+
 export class Scheduler {
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
   private kicked = false;
   private stopped = false;
+  private lastPassAt = 0;
 
   constructor(private readonly options: SchedulerOptions) {}
 
@@ -56,7 +64,11 @@ export class Scheduler {
       this.kicked = true;
       return;
     }
-    this.schedule(0);
+    this.schedule(this.kickDelay());
+  }
+
+  private kickDelay(): number {
+    return Math.max(0, this.lastPassAt + KICK_GAP_MS - Date.now());
   }
 
   async stop(): Promise<void> {
@@ -68,6 +80,7 @@ export class Scheduler {
   private schedule(delayMs: number): void {
     clearTimeout(this.timer);
     this.timer = setTimeout(() => {
+      this.lastPassAt = Date.now();
       this.running = this.pass()
         .catch((error: unknown) => {
           this.options.logger.error({ err: error }, 'scheduler pass failed');
@@ -78,9 +91,13 @@ export class Scheduler {
           if (this.stopped) {
             return;
           }
-          const again = full || this.kicked;
+          const kicked = this.kicked;
           this.kicked = false;
-          this.schedule(again ? 0 : this.options.intervalMs);
+          if (full) {
+            this.schedule(0);
+          } else {
+            this.schedule(kicked ? this.kickDelay() : this.options.intervalMs);
+          }
         });
     }, delayMs);
   }
