@@ -27,44 +27,73 @@ export interface NewMessage {
  * whether this call inserted the message.
  */
 export async function insertMessage(db: Queryable, message: NewMessage): Promise<boolean> {
-  const result = await db.query(
-    `WITH inserted AS (
+  const inserted = await insertMessages(db, [message]);
+  return inserted.has(message.queueId);
+}
+
+/**
+ * Stores several messages and all their recipients in one statement, so one commit covers
+ * them all. A queue id that is already stored is skipped. Returns the queue ids this call
+ * inserted.
+ */
+export async function insertMessages(db: Queryable, messages: NewMessage[]): Promise<Set<string>> {
+  if (messages.length === 0) {
+    return new Set();
+  }
+  const result = await db.query<{ id: string }>(
+    `WITH input AS (
+       SELECT i.id, i.body, i.meta
+       FROM unnest($1::text[], $2::bytea[], $3::jsonb[]) AS i(id, body, meta)
+     ),
+     inserted AS (
        INSERT INTO messages (id, sender, size, body, ret, envid, body_type, smtp_utf8,
                              client_address, client_name, helo_name, received_at, expires_at,
                              kind, dsn_of)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $15, $16)
+       SELECT id, meta->>'sender', length(body), body, meta->>'ret', meta->>'envid',
+              meta->>'bodyType', (meta->>'smtpUtf8')::boolean, meta->>'clientAddress',
+              meta->>'clientName', meta->>'heloName', (meta->>'receivedAt')::timestamptz,
+              (meta->>'expiresAt')::timestamptz, meta->>'kind', meta->>'dsnOf'
+       FROM input
        ON CONFLICT (id) DO NOTHING
        RETURNING id
+     ),
+     recipients_inserted AS (
+       INSERT INTO recipients (message_id, address, domain, notify, orcpt)
+       SELECT input.id, r.address, r.domain, r.notify, r.orcpt
+       FROM inserted JOIN input ON input.id = inserted.id,
+            jsonb_to_recordset(input.meta->'recipients')
+              AS r(address text, domain text, notify text[], orcpt text)
      )
-     INSERT INTO recipients (message_id, address, domain, notify, orcpt)
-     SELECT inserted.id, r.address, r.domain, r.notify, r.orcpt
-     FROM inserted,
-          jsonb_to_recordset($14::jsonb) AS r(address text, domain text, notify text[], orcpt text)`,
+     SELECT id FROM inserted`,
     [
-      message.queueId,
-      message.sender,
-      message.body.length,
-      message.body,
-      message.ret ?? null,
-      message.envid ?? null,
-      message.bodyType,
-      message.smtpUtf8,
-      message.clientAddress,
-      message.clientName ?? null,
-      message.heloName ?? null,
-      message.receivedAt,
-      message.expiresAt,
-      JSON.stringify(
-        message.recipients.map((recipient) => ({
-          address: recipient.envelope.address,
-          domain: recipient.domain,
-          notify: recipient.envelope.notify ?? null,
-          orcpt: recipient.envelope.orcpt ?? null,
-        })),
-      ),
-      message.kind ?? 'mail',
-      message.dsnOf ?? null,
+      messages.map((message) => message.queueId),
+      messages.map((message) => message.body),
+      messages.map((message) => JSON.stringify(messageFields(message))),
     ],
   );
-  return (result.rowCount ?? 0) > 0;
+  return new Set(result.rows.map((row) => row.id));
+}
+
+/** The columns of a message besides its id and bytes, as the JSON that insertMessages reads. */
+function messageFields(message: NewMessage) {
+  return {
+    sender: message.sender,
+    ret: message.ret ?? null,
+    envid: message.envid ?? null,
+    bodyType: message.bodyType,
+    smtpUtf8: message.smtpUtf8,
+    clientAddress: message.clientAddress,
+    clientName: message.clientName ?? null,
+    heloName: message.heloName ?? null,
+    receivedAt: message.receivedAt.toISOString(),
+    expiresAt: message.expiresAt.toISOString(),
+    kind: message.kind ?? 'mail',
+    dsnOf: message.dsnOf ?? null,
+    recipients: message.recipients.map((recipient) => ({
+      address: recipient.envelope.address,
+      domain: recipient.domain,
+      notify: recipient.envelope.notify ?? null,
+      orcpt: recipient.envelope.orcpt ?? null,
+    })),
+  };
 }

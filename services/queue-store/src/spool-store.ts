@@ -8,8 +8,9 @@ import {
   type SpoolStoreReply,
   SpoolStoreRequestSchema,
 } from '@secondary-mx/contracts';
-import { insertMessage, type Pool } from '@secondary-mx/db';
+import type { Pool } from '@secondary-mx/db';
 import type { Logger } from '@secondary-mx/logger';
+import { SpoolWriter } from './spool-writer.ts';
 
 export interface SpoolStoreOptions {
   pool: Pool;
@@ -24,7 +25,8 @@ function reply(body: SpoolStoreReply): Buffer {
 }
 
 export function createSpoolStoreHandler(options: SpoolStoreOptions) {
-  const { pool, logger } = options;
+  const { logger } = options;
+  const writer = new SpoolWriter(options.pool);
   return async (content: Buffer): Promise<Buffer> => {
     let frame: ReturnType<typeof decodeFrame>;
     try {
@@ -57,7 +59,7 @@ export function createSpoolStoreHandler(options: SpoolStoreOptions) {
     }
     const receivedAt = new Date(request.receivedAt);
     try {
-      const inserted = await insertMessage(pool, {
+      const inserted = await writer.write({
         queueId: request.queueId,
         sender: request.sender,
         recipients,
