@@ -15,8 +15,20 @@ function errorCode(error: unknown): string {
   return (error as { code?: string }).code ?? 'EUNKNOWN';
 }
 
+/** How a sender domain can receive mail, as far as DNS tells. */
+type DomainStatus = 'receives-mail' | 'null-mx' | 'absent';
+
+/**
+ * How long a domain's status is kept, so a stream of mail from one domain costs one lookup a
+ * minute rather than one per message. Lookup failures are not kept.
+ */
+const STATUS_TTL_MS = 60_000;
+/** Most domains kept; the oldest entry is dropped first. */
+const MAX_CACHED_DOMAINS = 10_000;
+
 export class SenderDomainChecker {
   private readonly resolver: Resolver;
+  private readonly statuses = new Map<string, { status: DomainStatus; until: number }>();
 
   constructor(servers: string[], timeoutMs: number) {
     this.resolver = new Resolver({ timeout: timeoutMs, tries: 2 });
@@ -30,25 +42,70 @@ export class SenderDomainChecker {
    * mail, or with the smtp-server error that rejects MAIL FROM.
    */
   async check(sender: string, domain: string): Promise<Error | undefined> {
+    let status: DomainStatus;
+    try {
+      status = await this.status(domain);
+    } catch (error) {
+      return Object.assign(
+        smtpError(
+          451,
+          '4.4.3',
+          `<${sender}>: DNS lookup of sender domain ${domain} failed (${errorCode(error)}), try again later`,
+        ),
+        { cause: error },
+      );
+    }
+    if (status === 'null-mx') {
+      return smtpError(
+        550,
+        '5.7.27',
+        `<${sender}>: sender domain ${domain} does not accept mail (null MX)`,
+      );
+    }
+    if (status === 'absent') {
+      return smtpError(
+        450,
+        '4.1.8',
+        `<${sender}>: sender address rejected, domain ${domain} has no MX, A or AAAA record`,
+      );
+    }
+    return undefined;
+  }
+
+  /** Returns the domain's status from the cache or from DNS; throws when a lookup fails. */
+  private async status(domain: string): Promise<DomainStatus> {
+    const cached = this.statuses.get(domain);
+    if (cached && cached.until > Date.now()) {
+      return cached.status;
+    }
+    const status = await this.lookUp(domain);
+    this.statuses.delete(domain);
+    this.statuses.set(domain, { status, until: Date.now() + STATUS_TTL_MS });
+    if (this.statuses.size > MAX_CACHED_DOMAINS) {
+      const oldest = this.statuses.keys().next().value;
+      if (oldest !== undefined) {
+        this.statuses.delete(oldest);
+      }
+    }
+    return status;
+  }
+
+  private async lookUp(domain: string): Promise<DomainStatus> {
     let exchanges: string[];
     try {
       exchanges = (await this.resolver.resolveMx(domain)).map((record) => record.exchange);
     } catch (error) {
       if (!ABSENT.has(errorCode(error))) {
-        return this.lookupFailed(sender, domain, error);
+        throw error;
       }
       exchanges = [];
     }
     if (exchanges.length > 0) {
       // Node returns the null MX target `.` as an empty exchange.
       if (exchanges.every((exchange) => exchange === '' || exchange === '.')) {
-        return smtpError(
-          550,
-          '5.7.27',
-          `<${sender}>: sender domain ${domain} does not accept mail (null MX)`,
-        );
+        return 'null-mx';
       }
-      return undefined;
+      return 'receives-mail';
     }
 
     // No MX records: RFC 5321 section 5.1 falls back to the domain's own addresses.
@@ -57,28 +114,13 @@ export class SenderDomainChecker {
       this.resolver.resolve6(domain),
     ]);
     if (lookups.some((lookup) => lookup.status === 'fulfilled' && lookup.value.length > 0)) {
-      return undefined;
+      return 'receives-mail';
     }
     for (const lookup of lookups) {
       if (lookup.status === 'rejected' && !ABSENT.has(errorCode(lookup.reason))) {
-        return this.lookupFailed(sender, domain, lookup.reason);
+        throw lookup.reason;
       }
     }
-    return smtpError(
-      450,
-      '4.1.8',
-      `<${sender}>: sender address rejected, domain ${domain} has no MX, A or AAAA record`,
-    );
-  }
-
-  private lookupFailed(sender: string, domain: string, error: unknown): Error {
-    return Object.assign(
-      smtpError(
-        451,
-        '4.4.3',
-        `<${sender}>: DNS lookup of sender domain ${domain} failed (${errorCode(error)}), try again later`,
-      ),
-      { cause: error },
-    );
+    return 'absent';
   }
 }

@@ -545,6 +545,28 @@ describe('sender domain check', () => {
       assertReply(answer, reply);
     });
   }
+
+  test('domain status is looked up once a minute', async () => {
+    dns.setRecords('cached.example', { MX: [{ preference: 10, exchange: 'mx.cached.example' }] });
+    for (let i = 0; i < 3; i++) {
+      const { client } = await SmtpClient.connect(port);
+      await client.command('EHLO client.example');
+      assertReply(await client.command('MAIL FROM:<alice@cached.example>'), '250');
+      client.close();
+    }
+    assert.equal(dns.queryCount('cached.example', 'MX'), 1);
+  });
+
+  test('failed lookups are not kept', async () => {
+    const before = dns.queryCount('servfail.example', 'MX');
+    for (let i = 0; i < 2; i++) {
+      const { client } = await SmtpClient.connect(port);
+      await client.command('EHLO client.example');
+      assertReply(await client.command('MAIL FROM:<alice@servfail.example>'), '451 4.4.3');
+      client.close();
+    }
+    assert.ok(dns.queryCount('servfail.example', 'MX') >= before + 2);
+  });
 });
 
 describe('DNSBL', () => {
