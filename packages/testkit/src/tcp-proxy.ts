@@ -22,11 +22,12 @@ export async function startTcpProxy(targetHost: string, targetPort: number): Pro
   const server = createServer((client) => {
     const upstream = connect({ host: targetHost, port: targetPort });
     clients.add(client);
+    client.pipe(upstream);
+    upstream.pipe(client);
+    // After pipe(), which starts the flow, so a connection made while paused holds its bytes.
     if (paused) {
       client.pause();
     }
-    client.pipe(upstream);
-    upstream.pipe(client);
     const closeBoth = () => {
       clients.delete(client);
       client.destroy();

@@ -25,6 +25,10 @@ export async function publishControlEvent(
     );
   });
   try {
+    if (!broker.connected) {
+      publishWhenConnected(broker, logger, event, content);
+      return false;
+    }
     await Promise.race([broker.publishEvent(EXCHANGE.control, content), timeout]);
     return true;
   } catch (error) {
@@ -36,4 +40,30 @@ export async function publishControlEvent(
   } finally {
     clearTimeout(timer);
   }
+}
+
+/**
+ * Publishes an event made while RabbitMQ is not connected, such as a domain approved while
+ * admin-api is still starting, once it is connected, so that other services need not wait for
+ * their next poll. The request that made the change does not wait for it.
+ */
+function publishWhenConnected(
+  broker: Broker,
+  logger: FastifyBaseLogger,
+  event: ControlEvent,
+  content: Buffer,
+): void {
+  logger.info(
+    { event: event.type, domain: event.domain },
+    'RabbitMQ is not connected, the control event is published once it is',
+  );
+  void broker
+    .whenConnected()
+    .then(() => broker.publishEvent(EXCHANGE.control, content))
+    .catch((error: unknown) => {
+      logger.warn(
+        { err: error, event: event.type, domain: event.domain },
+        'publishing the control event failed, so other services pick up the change on their next poll',
+      );
+    });
 }

@@ -1,8 +1,15 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { migrate } from '@secondary-mx/db';
-import { freePort } from '@secondary-mx/testkit';
-import { AUTH, logger, registerDomain, startHarness, testDomain } from './support.ts';
+import { freePort, startTcpProxy } from '@secondary-mx/testkit';
+import {
+  AUTH,
+  logger,
+  recordControlEvents,
+  registerDomain,
+  startHarness,
+  testDomain,
+} from './support.ts';
 
 describe('backends unavailable', () => {
   test('unreachable database gives 503 and keeps serving', async () => {
@@ -93,6 +100,35 @@ describe('backends unavailable', () => {
       assert.deepEqual(health.json().checks, { database: 'ok', rabbitmq: 'disconnected' });
     } finally {
       await harness.close();
+    }
+  });
+
+  test('change made before RabbitMQ connects is published after', async () => {
+    // The paused proxy holds admin-api's connection half-open, as a broker still starting does.
+    const proxy = await startTcpProxy('127.0.0.1', 5672);
+    proxy.pause();
+    const harness = await startHarness({ amqpUrl: `amqp://guest:guest@127.0.0.1:${proxy.port}` });
+    const recorder = await recordControlEvents(harness.amqpPrefix);
+    try {
+      const domain = await registerDomain(harness.app, testDomain('late-broker'));
+      const approve = await harness.app.inject({
+        method: 'POST',
+        url: `/api/domains/${domain}/approve`,
+        headers: AUTH,
+      });
+      assert.equal(approve.statusCode, 200);
+      assert.equal(harness.broker.connected, false);
+
+      proxy.resume();
+      const event = await recorder.waitFor(
+        (e) => e.type === 'domains.changed' && e.domain === domain,
+        10_000,
+      );
+      assert.deepEqual(event, { type: 'domains.changed', domain });
+    } finally {
+      await recorder.stop();
+      await harness.close();
+      await proxy.close();
     }
   });
 });
