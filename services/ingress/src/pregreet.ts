@@ -6,7 +6,9 @@
  *
  * smtp-server 3.x already rejects such a command with `421 You talk too soon`, during its own
  * 100 ms pause and while onConnect runs, so the wait is added in onConnect and the patch only
- * changes the reply and reports the client.
+ * changes the reply and reports the client. The patch also drops smtp-server's fixed 100 ms
+ * pause, because the wait in onConnect does its job, and clients that passed the test before
+ * (pregreet-passes.ts) would otherwise still lose 100 ms per connection.
  * NOTE: only complete command lines count; bytes without a line ending before the greeting
  * are not noticed.
  */
@@ -25,6 +27,16 @@ export function rejectEarlyTalkers(server: SMTPServer, onEarlyTalker: EarlyTalke
     return;
   }
   installed = true;
+  const originalInit = connectionPrototype.init;
+  connectionPrototype.init = function init(this: ConnectionInternals) {
+    if (!handlers.has(this._server)) {
+      originalInit.call(this);
+      return;
+    }
+    // smtp-server 3.21's init() without its 100 ms timer. The connection limits are checked
+    // in onConnect (connection-limits.ts), so its maxClients option is not used.
+    this._setListeners(() => this.connectionReady());
+  };
   const original = connectionPrototype._onCommand;
   connectionPrototype._onCommand = function onCommand(
     this: ConnectionInternals,

@@ -20,6 +20,9 @@ export interface ConnectionInternals {
   send(code: number, data?: unknown, context?: unknown): void;
   close(): void;
   _onCommand(command: Buffer, callback?: () => void): void;
+  init(): void;
+  connectionReady(): void;
+  _setListeners(callback: () => void): void;
 }
 
 export const connectionPrototype = (SMTPConnection as unknown as { prototype: ConnectionInternals })

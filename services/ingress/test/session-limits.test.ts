@@ -81,11 +81,13 @@ describe('pregreet test', () => {
 });
 
 describe('pregreet passes', () => {
-  /** Connects from the address, sends EHLO 250 ms later (inside the 400 ms wait for a new
-   * client), and returns everything the server sent until it closed or answered. */
-  async function talkAfter250ms(localAddress: string): Promise<string> {
+  /**
+   * Connects from the address, sends EHLO after delayMs (250 ms: inside the 400 ms wait for a
+   * new client), and returns everything the server sent until it closed or answered.
+   */
+  async function talkAfter(localAddress: string, delayMs = 250): Promise<string> {
     const session = await rawConnect(localAddress);
-    await new Promise((resolve) => setTimeout(resolve, 250));
+    await new Promise((resolve) => setTimeout(resolve, delayMs));
     session.socket.write('EHLO returning.example\r\n');
     for (let i = 0; i < 200 && !/^250 /m.test(session.received()); i++) {
       if (session.socket.destroyed || session.received().startsWith('554')) {
@@ -99,13 +101,21 @@ describe('pregreet passes', () => {
 
   test('client that waited once skips the wait', async () => {
     await waitForGreeting('127.0.0.5');
-    const received = await talkAfter250ms('127.0.0.5');
+    const received = await talkAfter('127.0.0.5');
+    assert.match(received, /^220 mx2\.example\.net ESMTP/);
+    assert.match(received, /^250 /m);
+  });
+
+  test('passed client is greeted without a pause', async () => {
+    await waitForGreeting('127.0.0.8');
+    // Inside smtp-server's own 100 ms early-talker pause, which ingress does not add.
+    const received = await talkAfter('127.0.0.8', 60);
     assert.match(received, /^220 mx2\.example\.net ESMTP/);
     assert.match(received, /^250 /m);
   });
 
   test('new client still has to wait', async () => {
-    const received = await talkAfter250ms('127.0.0.6');
+    const received = await talkAfter('127.0.0.6');
     assert.match(received, /^554 5\.5\.1 /);
   });
 
@@ -115,7 +125,7 @@ describe('pregreet passes', () => {
     early.socket.write('EHLO early.example\r\n');
     await early.closed;
     assert.match(early.received(), /^554 5\.5\.1 /);
-    const received = await talkAfter250ms('127.0.0.7');
+    const received = await talkAfter('127.0.0.7');
     assert.match(received, /^554 5\.5\.1 /);
   });
 });
