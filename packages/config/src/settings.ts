@@ -345,7 +345,7 @@ export const SETTINGS = {
   MX_BOUNCE_SIZE_LIMIT: setting(
     '50000',
     integer(0, 100 * 1024 * 1024),
-    'largest original returned whole in a DSN without RET; larger ones return headers only',
+    'largest original returned whole in a DSN, also with RET=FULL; larger ones return headers only',
   ),
   MX_DELAY_WARNINGS: setting(
     '24h,7d',

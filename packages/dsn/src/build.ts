@@ -81,13 +81,12 @@ function reportAction(input: DsnInput): DsnAction {
 }
 
 /**
- * Chooses what to return (RFC 3461 section 4.3): RET=FULL the whole message, RET=HDRS its
- * header. Without RET the whole message is returned when it fits fullContentLimit.
+ * Chooses what to return (RFC 3461 section 4.3): RET=HDRS the header, otherwise the whole
+ * message when it fits fullContentLimit and its header when it does not. The limit holds for
+ * RET=FULL too, as Postfix's bounce_size_limit does, because the sender address of a DSN is
+ * easily forged and a DSN must not carry a large message to someone who never sent it.
  */
 function returnedContent(input: DsnInput): ReturnedContent {
-  if (input.ret === 'FULL') {
-    return 'full';
-  }
   if (input.ret === 'HDRS') {
     return 'headers-requested';
   }

@@ -327,8 +327,16 @@ test('without RET the size limit chooses the content', () => {
   assert.ok(atLimitPart.body.equals(ORIGINAL));
 });
 
-test('RET=FULL returns the full message over the limit', () => {
+test('RET=FULL returns only headers over the limit', () => {
   const dsn = buildDsn(input({ ret: 'FULL', fullContentLimit: 10 }));
+  const returned = splitMessage(dsn.message).parts[2];
+  assert.ok(returned);
+  assert.match(returned.header, /^Content-Type: text\/rfc822-headers\r\n/);
+  assert.ok(returned.body.equals(headerSection(ORIGINAL)));
+});
+
+test('RET=FULL returns the full message within the limit', () => {
+  const dsn = buildDsn(input({ ret: 'FULL', fullContentLimit: ORIGINAL.length }));
   const returned = splitMessage(dsn.message).parts[2];
   assert.ok(returned);
   assert.match(returned.header, /^Content-Type: message\/rfc822\r\n/);
