@@ -10,7 +10,7 @@ import {
 } from '@secondary-mx/contracts';
 import type { Pool } from '@secondary-mx/db';
 import type { Logger } from '@secondary-mx/logger';
-import { SpoolWriter } from './spool-writer.ts';
+import { DeadlinePassedError, SpoolWriter } from './spool-writer.ts';
 
 export interface SpoolStoreOptions {
   pool: Pool;
@@ -59,26 +59,34 @@ export function createSpoolStoreHandler(options: SpoolStoreOptions) {
     }
     const receivedAt = new Date(request.receivedAt);
     try {
-      const inserted = await writer.write({
-        queueId: request.queueId,
-        sender: request.sender,
-        recipients,
-        body: frame.payload,
-        ret: request.ret,
-        envid: request.envid,
-        bodyType: request.bodyType,
-        smtpUtf8: request.smtpUtf8,
-        clientAddress: request.clientAddress,
-        clientName: request.clientName,
-        heloName: request.heloName,
-        receivedAt,
-        expiresAt: new Date(receivedAt.getTime() + options.queueLifetimeMs),
-      });
+      const inserted = await writer.write(
+        {
+          queueId: request.queueId,
+          sender: request.sender,
+          recipients,
+          body: frame.payload,
+          ret: request.ret,
+          envid: request.envid,
+          bodyType: request.bodyType,
+          smtpUtf8: request.smtpUtf8,
+          clientAddress: request.clientAddress,
+          clientName: request.clientName,
+          heloName: request.heloName,
+          receivedAt,
+          expiresAt: new Date(receivedAt.getTime() + options.queueLifetimeMs),
+        },
+        request.deadline,
+      );
       log.info(
         { size: frame.payload.length, recipients: recipients.length, duplicate: !inserted },
         'message stored',
       );
     } catch (error) {
+      if (error instanceof DeadlinePassedError) {
+        // Ingress answers 451 at the deadline, so the sender sends the message again.
+        log.warn('storing the message took until its deadline, rolled back');
+        return reply({ ok: false, error: 'deadline passed' });
+      }
       log.error({ err: error }, 'storing the message failed');
       return reply({ ok: false, error: 'database error' });
     }

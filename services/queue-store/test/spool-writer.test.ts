@@ -4,7 +4,7 @@ import { newQueueId } from '@secondary-mx/contracts';
 import { createPool, ensureDatabase, migrate, type NewMessage, type Pool } from '@secondary-mx/db';
 import { createLogger } from '@secondary-mx/logger';
 import { testDatabase } from '@secondary-mx/testkit';
-import { SpoolWriter } from '../src/spool-writer.ts';
+import { DeadlinePassedError, SpoolWriter } from '../src/spool-writer.ts';
 
 const logger = createLogger('test', 'silent');
 const database = testDatabase('spool_writer');
@@ -29,6 +29,10 @@ function message(recipientDomain: string | null = 'member.example'): NewMessage 
   };
 }
 
+function inOneMinute(): number {
+  return Date.now() + 60_000;
+}
+
 async function storedCount(): Promise<number> {
   const result = await pool.query<{ count: number }>('SELECT count(*)::int AS count FROM messages');
   return result.rows[0]?.count ?? 0;
@@ -48,7 +52,7 @@ after(async () => {
 test('concurrent writes are all stored byte for byte', async () => {
   const writer = new SpoolWriter(pool);
   const messages = Array.from({ length: 150 }, () => message());
-  const results = await Promise.all(messages.map((item) => writer.write(item)));
+  const results = await Promise.all(messages.map((item) => writer.write(item, inOneMinute())));
   assert.deepEqual(
     results,
     messages.map(() => true),
@@ -73,10 +77,13 @@ test('concurrent writes are all stored byte for byte', async () => {
 test('repeated queue id resolves false', async () => {
   const writer = new SpoolWriter(pool);
   const item = message();
-  const [first, second] = await Promise.all([writer.write(item), writer.write(item)]);
+  const [first, second] = await Promise.all([
+    writer.write(item, inOneMinute()),
+    writer.write(item, inOneMinute()),
+  ]);
   assert.equal(first, true);
   assert.equal(second, false);
-  assert.equal(await writer.write(item), false);
+  assert.equal(await writer.write(item, inOneMinute()), false);
 });
 
 test('one invalid message fails alone', async () => {
@@ -85,11 +92,37 @@ test('one invalid message fails alone', async () => {
   const good = Array.from({ length: 5 }, () => message());
   const bad = message(null);
   const outcomes = await Promise.allSettled([
-    writer.write(good[0] as NewMessage),
-    ...[...good.slice(1), bad].map((item) => writer.write(item)),
+    writer.write(good[0] as NewMessage, inOneMinute()),
+    ...[...good.slice(1), bad].map((item) => writer.write(item, inOneMinute())),
   ]);
   const rejected = outcomes.filter((outcome) => outcome.status === 'rejected');
   assert.equal(rejected.length, 1);
   assert.equal(outcomes.at(-1)?.status, 'rejected');
   assert.equal((await storedCount()) - before, 5);
+});
+
+test('write slower than its deadline is rolled back', async () => {
+  const writer = new SpoolWriter(pool);
+  const item = message();
+  const locker = await pool.connect();
+  try {
+    await locker.query('BEGIN');
+    await locker.query('LOCK TABLE messages IN ACCESS EXCLUSIVE MODE');
+    const rejected = assert.rejects(writer.write(item, Date.now() + 1500), DeadlinePassedError);
+    await new Promise((resolve) => setTimeout(resolve, 2000));
+    await locker.query('COMMIT');
+    await rejected;
+  } finally {
+    locker.release();
+  }
+  const stored = await pool.query('SELECT 1 FROM messages WHERE id = $1', [item.queueId]);
+  assert.equal(stored.rowCount, 0);
+});
+
+test('write past its deadline is rejected at once', async () => {
+  const writer = new SpoolWriter(pool);
+  const item = message();
+  await assert.rejects(writer.write(item, Date.now() + 500), DeadlinePassedError);
+  const stored = await pool.query('SELECT 1 FROM messages WHERE id = $1', [item.queueId]);
+  assert.equal(stored.rowCount, 0);
 });
