@@ -15,20 +15,38 @@ export interface ProbeIntervals {
   maxMs: number;
 }
 
-/** Starts probing the domains, unless they are probed already. */
+/** Why a destination did not answer: the failed attempt's reply or our description of it. */
+export interface UnreachableReason {
+  reply: string;
+  remoteMta?: string | undefined;
+}
+
+/**
+ * Starts probing the domains, unless they are probed already, and records the latest reason
+ * they are unreachable.
+ */
 export async function markUnreachable(
   db: Queryable,
   domains: string[],
   intervals: ProbeIntervals,
+  reason?: UnreachableReason,
 ): Promise<void> {
   if (domains.length === 0) {
     return;
   }
   await db.query(
-    `INSERT INTO destination_probes (domain, next_probe_at, interval_ms)
-     SELECT d, now() + make_interval(secs => $2), $3 FROM unnest($1::text[]) AS d
-     ON CONFLICT (domain) DO NOTHING`,
-    [domains, intervals.minMs / 1000, intervals.minMs],
+    `INSERT INTO destination_probes (domain, next_probe_at, interval_ms, last_reply, remote_mta)
+     SELECT d, now() + make_interval(secs => $2), $3, $4, $5 FROM unnest($1::text[]) AS d
+     ON CONFLICT (domain) DO UPDATE SET
+       last_reply = COALESCE(EXCLUDED.last_reply, destination_probes.last_reply),
+       remote_mta = COALESCE(EXCLUDED.remote_mta, destination_probes.remote_mta)`,
+    [
+      domains,
+      intervals.minMs / 1000,
+      intervals.minMs,
+      reason?.reply ?? null,
+      reason?.remoteMta ?? null,
+    ],
   );
 }
 

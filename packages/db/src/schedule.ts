@@ -80,13 +80,16 @@ export async function reclaimExpiredLeases(db: Queryable): Promise<number> {
 
 /**
  * Defers the due recipients of destinations whose next hop is being probed until shortly after
- * the next probe, without a connection attempt each, as Postfix does for a dead destination. A
+ * the next probe, without a connection attempt each, as Postfix does for a dead destination.
+ * They take the destination's reason as their last reply, for delay warnings and bounces. A
  * successful probe or delivery makes them due at once (markReachable).
  */
 async function suspendUnreachable(db: Queryable): Promise<void> {
   await db.query(
     `UPDATE recipients r SET state = 'deferred', last_failure_kind = 'connection',
-            next_attempt_at = p.next_probe_at + make_interval(secs => p.interval_ms / 1000.0)
+            next_attempt_at = p.next_probe_at + make_interval(secs => p.interval_ms / 1000.0),
+            last_reply = COALESCE(p.last_reply, r.last_reply),
+            remote_mta = COALESCE(p.remote_mta, r.remote_mta)
      FROM destination_probes p
      WHERE r.domain = p.domain AND r.state IN ('queued', 'deferred')
        AND r.next_attempt_at <= now()`,

@@ -79,7 +79,13 @@ async function recordDelivery(options: ResultsOptions, result: DeliveryResult): 
     if (nextHopAnswered(result)) {
       await markReachable(client, result.domain);
     } else {
-      await markUnreachable(client, [result.domain], options.probes);
+      const failure = result.outcomes.find((outcome) => outcome.status === 'deferred');
+      await markUnreachable(
+        client,
+        [result.domain],
+        options.probes,
+        failure ? { reply: failure.reply, remoteMta: failure.remoteMta } : undefined,
+      );
     }
     const queueIds = [...new Set(result.outcomes.map((outcome) => outcome.queueId))];
     await completeFinalMessages(client, queueIds);

@@ -316,7 +316,12 @@ test('stale result cannot undo a newer lease, but a delivery always counts', asy
 });
 
 test('unreachable destination defers new mail until reachable', async () => {
-  await markUnreachable(pool, ['down.example'], { minMs: 2000, maxMs: 15_000 });
+  await markUnreachable(
+    pool,
+    ['down.example'],
+    { minMs: 2000, maxMs: 15_000 },
+    { reply: 'connect to mx.down.example[192.0.2.25]:25: Connection refused' },
+  );
   const waiting = await storeMessage(['a@down.example']);
   const other = await storeMessage(['b@up.example']);
 
@@ -330,6 +335,14 @@ test('unreachable destination defers new mail until reachable', async () => {
   assert.equal(suspended?.attempts, 0);
   assert.ok((suspended?.delaySeconds ?? 0) > 1, 'waits at least until the next probe');
   assert.equal((await recipientRows(other))[0]?.state, 'active');
+  const reason = await pool.query<{ lastReply: string }>(
+    'SELECT last_reply AS "lastReply" FROM recipients WHERE message_id = $1',
+    [waiting],
+  );
+  assert.equal(
+    reason.rows[0]?.lastReply,
+    'connect to mx.down.example[192.0.2.25]:25: Connection refused',
+  );
 
   assert.equal(await markReachable(pool, 'down.example'), 1);
   const [resumed] = await lease();
