@@ -69,9 +69,13 @@ export function buildReceivedHeader(fields: ReceivedFields): Buffer {
   return Buffer.from(`${lines.join('\r\n')}\r\n`, 'utf8');
 }
 
-export function transmissionProtocol(secure: boolean, smtpUtf8: boolean): string {
+export function transmissionProtocol(secure: boolean, smtpUtf8: boolean, ehlo = true): string {
   if (smtpUtf8) {
     return secure ? 'UTF8SMTPS' : 'UTF8SMTP';
+  }
+  if (!ehlo) {
+    // RFC 3848: a session opened with HELO is plain SMTP.
+    return secure ? 'SMTPS' : 'SMTP';
   }
   return secure ? 'ESMTPS' : 'ESMTP';
 }

@@ -347,7 +347,12 @@ async function receiveMessage(
     clientHostname: session.clientHostname,
     clientAddress: session.remoteAddress,
     hostname: settings.MX_HOSTNAME,
-    protocol: transmissionProtocol(session.secure, smtpUtf8),
+    protocol: transmissionProtocol(
+      session.secure,
+      smtpUtf8,
+      // smtp-server sets ESMTP... after EHLO and SMTP... after HELO.
+      session.transmissionType?.startsWith('E') !== false,
+    ),
     tls: tls ? { protocol: tls.version ?? tls.standardName ?? 'TLS', cipher: tls.name } : undefined,
     queueId,
     recipients: recipients.map((recipient) => recipient.address),

@@ -194,6 +194,17 @@ describe('DATA', () => {
     assert.ok(body.endsWith('Subject: test\r\n\r\nbody\r\n'));
   });
 
+  test('HELO session is recorded as SMTP', async () => {
+    const { client } = await SmtpClient.connect(port);
+    assert.equal((await client.command('HELO client.example')).code, 250);
+    assert.equal((await client.command('MAIL FROM:<alice@sender.example>')).code, 250);
+    assert.equal((await client.command('RCPT TO:<bob@member.example>')).code, 250);
+    const reply = await sendData(client, 'Subject: helo\r\n\r\nbody\r\n');
+    client.close();
+    const { body } = await storedMessage(reply);
+    assert.match(body.toString('latin1'), /\(secondary-mx\) with SMTP id /);
+  });
+
   test('declared SIZE over the limit gets 552 5.3.4', async () => {
     const { client } = await SmtpClient.connect(port);
     const ehlo = await client.command('EHLO client.example');

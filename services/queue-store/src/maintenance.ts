@@ -105,9 +105,8 @@ export class Maintenance {
         if (!message) {
           continue;
         }
-        const log = logger.child({ queueId });
         if (event === 'expired') {
-          log.info(
+          logger.child({ queueId }).info(
             {
               recipients: group.map((recipient) => recipient.address),
               kind: message.kind,
@@ -116,7 +115,8 @@ export class Maintenance {
             message.kind === 'dsn' ? 'DSN dropped: its lifetime ran out' : 'recipients expired',
           );
         }
-        await queueDsn(client, event, message, group, bounces, log);
+        // queueDsn adds the queue id to its own log lines.
+        await queueDsn(client, event, message, group, bounces, logger);
       }
       if (event === 'expired') {
         await completeFinalMessages(client, [...groups.keys()]);
