@@ -8,14 +8,16 @@
  * 2. `name:<organizational domain>` when the client has a forward-confirmed reverse DNS name,
  *    with the organizational domain taken from the public suffix list (tldts), so
  *    `mail-a.outbound.protection.example` and `mail-b.outbound.protection.example` share
- *    `protection.example`. Names that embed the client's own address, as dynamic pools of
- *    access providers have, are left out, so they do not group a whole provider's customers.
+ *    `protection.example`. Names of dynamic access pools, which embed the client's address or
+ *    contain a pool word such as `dyn` or `dsl` (dynamic-name.ts), are left out, so they do not
+ *    group a whole provider's customers.
  * 3. `net:<cidr>`, the client's /24 (IPv4) or /64 (IPv6).
  *
  * NOTE: one group is chosen per attempt. A retry whose SPF check fails temporarily after the
  * first attempt passed SPF (or the reverse) keys another group and is deferred again as new.
  */
 import { getDomain } from 'tldts';
+import { isDynamicName } from './dynamic-name.ts';
 import { clientNetwork } from './network.ts';
 
 export interface ClientIdentity {
@@ -41,7 +43,7 @@ export function clientGroup(identity: ClientIdentity): string {
 
 /**
  * Returns the organizational domain of a client name, or undefined when there is no name, the
- * name has no registrable domain, or it embeds the client's address.
+ * name has no registrable domain, or it is the name of a dynamic access pool.
  */
 export function organizationalDomain(
   name: string | undefined,
@@ -52,27 +54,8 @@ export function organizationalDomain(
   }
   const host = name.trim().toLowerCase().replace(/\.$/, '');
   const domain = getDomain(host, { allowPrivateDomains: true });
-  if (!domain || embedsAddress(host.slice(0, -domain.length), address)) {
+  if (!domain || isDynamicName(host.slice(0, -domain.length), address)) {
     return undefined;
   }
   return domain;
-}
-
-/**
- * Returns true when the labels in front of the organizational domain contain the four octets
- * of an IPv4 address, in either order (`40-107-0-89.pool.example`, `89.0.107.40.dyn.example`).
- *
- * NOTE: IPv6 clients are not checked, because generic IPv6 reverse names have no common form.
- */
-function embedsAddress(hostPart: string, address: string): boolean {
-  const ipv4 = /(?:^|:)(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(address.trim());
-  if (!ipv4) {
-    return false;
-  }
-  const octets = ipv4.slice(1, 5);
-  const numbers = hostPart.split(/\D+/).filter((part) => part !== '');
-  const text = `.${numbers.map(Number).join('.')}.`;
-  const forward = `.${octets.map(Number).join('.')}.`;
-  const reversed = `.${octets.map(Number).reverse().join('.')}.`;
-  return text.includes(forward) || text.includes(reversed);
 }

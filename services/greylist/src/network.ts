@@ -51,7 +51,7 @@ function ipv6Network(groups: number[]): string {
 }
 
 /** Expands an IPv6 address that isIPv6 accepted into its eight 16-bit groups. */
-function parseIPv6(text: string): number[] {
+export function parseIPv6(text: string): number[] {
   const [head = '', tail] = text.split('::');
   const headGroups = parseGroups(head);
   if (tail === undefined) {

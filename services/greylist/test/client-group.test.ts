@@ -43,6 +43,9 @@ test('organizationalDomain skips names that embed the address', () => {
     ['89.0.107.40.dyn.isp.example', '40.107.0.89'],
     ['host-040-107-000-089.isp.example', '40.107.0.89'],
     ['dsl-40-107-0-89.isp.example', '::ffff:40.107.0.89'],
+    ['p7f070001.dip0.t-ipconnect.example', '127.7.0.1'],
+    ['dyn-12.isp.example', '127.7.0.1'],
+    ['2001-db8--9.ip6.isp.example', '2001:db8::9'],
   ];
   for (const [name, address] of cases) {
     assert.equal(organizationalDomain(name, address), undefined, name);

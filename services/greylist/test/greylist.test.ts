@@ -394,6 +394,24 @@ test('names that embed the address group by network', async () => {
   assert.equal((await check(greylist, neighbour, t0 + 1_000)).reason, 'new');
 });
 
+test('hex pool names group by network', async () => {
+  const greylist = createGreylist();
+  const triplet = {
+    ...newTriplet('127.7.0.1'),
+    clientName: 'p7f070001.dip0.t-ipconnect.example',
+  };
+  const t0 = Date.now();
+
+  await check(greylist, triplet, t0);
+  assert.equal((await check(greylist, triplet, t0 + 1_000)).reason, 'retried');
+  const otherNetwork = {
+    ...triplet,
+    clientAddress: '127.8.5.9',
+    clientName: 'p7f080509.dip0.t-ipconnect.example',
+  };
+  assert.equal((await check(greylist, otherNetwork, t0 + 2_000)).reason, 'new');
+});
+
 test('SPF domain groups its clients', async () => {
   const greylist = createGreylist();
   const triplet = {
@@ -410,7 +428,7 @@ test('SPF domain groups its clients', async () => {
 
 test('auto-whitelist after counted passes', async () => {
   const greylist = createGreylist({ autoWhitelistPasses: 2, maxAgeMs: 60_000 });
-  const client = { clientAddress: '203.0.113.50', clientName: 'out-1.pool.awl.example' };
+  const client = { clientAddress: '203.0.113.50', clientName: 'out-1.relay.awl.example' };
   const recipient = () => ({ ...newTriplet(), ...client });
   const hour = 3_600_000;
   const t0 = Date.now();
@@ -430,7 +448,7 @@ test('auto-whitelist after counted passes', async () => {
   await check(greylist, c, t0 + hour);
   assert.equal((await check(greylist, c, t0 + hour + 1_000)).reason, 'retried');
 
-  const fresh = { ...recipient(), clientName: 'out-2.pool.awl.example' };
+  const fresh = { ...recipient(), clientName: 'out-2.relay.awl.example' };
   assert.deepEqual(await check(greylist, fresh, t0 + hour + 2_000), {
     action: 'pass',
     reason: 'auto-whitelisted',
