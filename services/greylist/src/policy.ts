@@ -29,8 +29,11 @@ export class GreylistPolicy {
     let spfDomain: string | undefined;
     try {
       const spf = await this.spfCheck(request);
-      log.debug({ sender: request.sender, spf: spf.result }, 'SPF checked');
-      spfDomain = spf.passedDomain;
+      log.debug(
+        { sender: request.sender, spf: spf.result, spfGroup: spf.groupDomain },
+        'SPF checked',
+      );
+      spfDomain = spf.groupDomain;
     } catch (error) {
       log.warn({ err: error, sender: request.sender }, 'SPF check failed, grouping without it');
     }

@@ -21,7 +21,7 @@ test('check handler throws while Redis is down', async () => {
     const whitelist = new StaticWhitelist({ clients: [], names: [], senders: [] });
     const policy = new GreylistPolicy(greylist, whitelist, async () => ({
       result: 'none',
-      passedDomain: undefined,
+      groupDomain: undefined,
     }));
     const handler = createCheckHandler(policy, logger, 1_000);
     const request = {

@@ -31,6 +31,7 @@ const logger = createLogger('greylist-test', process.env.TEST_LOG_LEVEL ?? 'warn
 const dns: TestDnsServer = await startDnsServer({
   'spf.example': { TXT: ['v=spf1 ip4:192.0.2.0/24 ip6:2001:db8:ab::/48 -all'] },
   'nospf.example': { TXT: ['unrelated text'] },
+  'plus-all.example': { TXT: ['v=spf1 +all'] },
 });
 const settings = loadSettings(SETTING_NAMES, {
   AMQP_URL: LOCAL_AMQP_URL,
@@ -168,6 +169,19 @@ test('sender without SPF groups by network', async () => {
   await sleep(1_100);
   assert.equal((await call({ ...first, clientAddress: '2001:db8:ab::10' })).reason, 'new');
   assert.equal((await call({ ...first, clientAddress: '192.0.2.200' })).reason, 'retried');
+});
+
+test('SPF +all groups by network', async () => {
+  const first: GreylistCheckRequest = {
+    session: 'session-8',
+    clientAddress: '127.40.0.1',
+    sender: 'news@plus-all.example',
+    recipient: 'plus-all@example.org',
+  };
+  assert.equal((await call(first)).reason, 'new');
+  await sleep(1_100);
+  assert.equal((await call(first)).reason, 'retried');
+  assert.equal((await call({ ...first, clientAddress: '127.41.9.9' })).reason, 'new');
 });
 
 test('unanswered SPF lookups leave time for the verdict', async () => {
