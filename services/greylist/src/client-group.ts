@@ -3,15 +3,18 @@
  * from another address of their pool, so a triplet names a group that the whole pool shares,
  * chosen in this order:
  *
- * 1. `spf:<domain>` when SPF passed for the sender's domain: every address that the domain
- *    authorizes is one sender.
+ * 1. `spf:<domain>` when SPF passed for the sender's domain through a mechanism that names
+ *    specific hosts (spf-narrowing.ts). Every address that the domain authorizes so is one sender.
  * 2. `name:<organizational domain>` when the client has a forward-confirmed reverse DNS name,
  *    with the organizational domain taken from the public suffix list (tldts), so
  *    `mail-a.outbound.protection.example` and `mail-b.outbound.protection.example` share
  *    `protection.example`. Names of dynamic access pools, which embed the client's address or
  *    contain a pool word such as `dyn` or `dsl` (dynamic-name.ts), are left out, so they do not
  *    group a whole provider's customers.
- * 3. `net:<cidr>`, the client's /24 (IPv4) or /64 (IPv6).
+ * 3. `net:<cidr>`, the client's /24 (IPv4) or /64 (IPv6) from clientNetwork.
+ *
+ * A group may be auto-whitelisted after enough passes. A network group wider than /24 or /64
+ * never is, so one busy network cannot open greylisting for its neighbours.
  *
  * NOTE: one group is chosen per attempt. A retry whose SPF check fails temporarily after the
  * first attempt passed SPF (or the reverse) keys another group and is deferred again as new.
@@ -24,7 +27,7 @@ export interface ClientIdentity {
   clientAddress: string;
   /** The client's forward-confirmed reverse DNS name, when it has one. */
   clientName?: string | undefined;
-  /** The sender domain for which SPF passed, when it did. */
+  /** The sender domain when SPF passed through a mechanism that names specific hosts. */
   spfDomain?: string | undefined;
 }
 
@@ -39,6 +42,19 @@ export function clientGroup(identity: ClientIdentity): string {
     return `name:${organization}`;
   }
   return `net:${network}`;
+}
+
+/**
+ * Returns false for a network group wider than /24 (IPv4) or /64 (IPv6), which must never be
+ * auto-whitelisted, and true for every other group.
+ */
+export function isAutoWhitelistable(group: string): boolean {
+  const network = /^net:(.*)\/(\d+)$/.exec(group);
+  if (!network) {
+    return true;
+  }
+  const minPrefix = network[1]?.includes(':') ? 64 : 24;
+  return Number(network[2]) >= minPrefix;
 }
 
 /**

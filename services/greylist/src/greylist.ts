@@ -7,7 +7,7 @@
 import type { GreylistCheckReply } from '@secondary-mx/contracts';
 import type { Redis } from 'ioredis';
 import { CHECK_SCRIPT, type CheckScriptReply } from './check-script.ts';
-import { clientGroup } from './client-group.ts';
+import { clientGroup, isAutoWhitelistable } from './client-group.ts';
 import { groupKey, type Triplet, tripletKey } from './triplet.ts';
 
 export interface GreylistOptions {
@@ -67,16 +67,19 @@ export class Greylist {
   async check(triplet: Triplet, now?: number): Promise<GreylistCheckReply> {
     const { keyPrefix, delayMs, retryWindowMs, maxAgeMs } = this.options;
     const key = tripletKey(keyPrefix, triplet);
-    const group = groupKey(keyPrefix, clientGroup(triplet));
+    const group = clientGroup(triplet);
+    const autoWhitelistPasses = isAutoWhitelistable(group)
+      ? (this.options.autoWhitelistPasses ?? 0)
+      : 0;
     const commands = this.redis as unknown as GreylistCommands;
     const reply = await commands[COMMAND](
       key,
-      group,
+      groupKey(keyPrefix, group),
       delayMs,
       retryWindowMs,
       maxAgeMs,
       now ?? '',
-      this.options.autoWhitelistPasses ?? 0,
+      autoWhitelistPasses,
       AUTO_WHITELIST_COUNT_INTERVAL_MS,
     );
     return toCheckReply(reply);

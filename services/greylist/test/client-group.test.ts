@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { clientGroup, organizationalDomain } from '../src/client-group.ts';
+import { clientGroup, isAutoWhitelistable, organizationalDomain } from '../src/client-group.ts';
 import { InvalidAddressError } from '../src/network.ts';
 
 test('clientGroup prefers SPF, then name, then network', () => {
@@ -52,4 +52,32 @@ test('organizationalDomain skips names that embed the address', () => {
   }
   assert.equal(organizationalDomain('140-107-0-89.isp.example', '40.107.0.89'), 'isp.example');
   assert.equal(organizationalDomain('mail-40.isp.example', '40.107.0.89'), 'isp.example');
+});
+
+test('isAutoWhitelistable rejects wide networks', () => {
+  const cases: [group: string, expected: boolean][] = [
+    ['net:192.0.2.0/24', true],
+    ['net:2001:db8:1:2::/64', true],
+    ['net:192.0.0.0/16', false],
+    ['net:2001:db8::/48', false],
+    ['name:protection.example', true],
+    ['spf:example.net', true],
+  ];
+  for (const [group, expected] of cases) {
+    assert.equal(isAutoWhitelistable(group), expected, group);
+  }
+});
+
+test('clientGroup keeps networks at /24 or /64', () => {
+  const cases: [address: string, group: string][] = [
+    ['127.40.0.1', 'net:127.40.0.0/24'],
+    ['::ffff:127.40.0.1', 'net:127.40.0.0/24'],
+    ['64:ff9b::127.40.0.1', 'net:127.40.0.0/24'],
+    ['2001:0:4136:e378:8000:63bf:3fff:fdd2', 'net:192.0.2.0/24'],
+    ['2001:db8:1:2::9', 'net:2001:db8:1:2::/64'],
+  ];
+  for (const [address, group] of cases) {
+    assert.equal(clientGroup({ clientAddress: address }), group, address);
+    assert.equal(isAutoWhitelistable(group), true, group);
+  }
 });

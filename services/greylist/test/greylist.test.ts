@@ -457,6 +457,20 @@ test('auto-whitelist after counted passes', async () => {
   assert.equal((await check(greylist, otherGroup, t0 + hour + 2_000)).reason, 'new');
 });
 
+test('auto-whitelist of NAT64 client stays in its /24', async () => {
+  const greylist = createGreylist({ autoWhitelistPasses: 1, maxAgeMs: 60_000 });
+  const t0 = Date.now();
+
+  const counted = newTriplet('64:ff9b::127.42.0.1');
+  await check(greylist, counted, t0);
+  assert.equal((await check(greylist, counted, t0 + 1_000)).reason, 'retried');
+
+  const sameNetwork = newTriplet('64:ff9b::127.42.0.2');
+  assert.equal((await check(greylist, sameNetwork, t0 + 2_000)).reason, 'auto-whitelisted');
+  const otherNetwork = newTriplet('64:ff9b::127.43.0.1');
+  assert.equal((await check(greylist, otherNetwork, t0 + 2_000)).reason, 'new');
+});
+
 test('auto-whitelist 0 never whitelists a group', async () => {
   const greylist = createGreylist({ autoWhitelistPasses: 0 });
   const hour = 3_600_000;
