@@ -381,7 +381,7 @@ export const SETTINGS = {
     'first interval between probes of a next hop that does not answer',
   ),
   MX_PROBE_INTERVAL_MAX: setting(
-    '15s',
+    '5s',
     duration(100, DAY),
     'longest interval between probes of a next hop that does not answer',
   ),

@@ -226,3 +226,11 @@ test('invalid greylist settings are reported by name', () => {
     },
   );
 });
+
+test('probe interval max defaults to 5s', () => {
+  // A primary that comes back must be noticed within 10 s, so the longest wait between two
+  // probes stays well below that.
+  const settings = loadSettings(['MX_PROBE_INTERVAL_MIN', 'MX_PROBE_INTERVAL_MAX'], {});
+  assert.equal(settings.MX_PROBE_INTERVAL_MIN, 2000);
+  assert.equal(settings.MX_PROBE_INTERVAL_MAX, 5000);
+});
