@@ -161,3 +161,49 @@ test('two workers drain 200 messages, each delivered exactly once', async () => 
   );
   assert.equal(pids.size, 2, 'both workers delivered part of the backlog');
 });
+
+test('recipient deferred by 421 is retried after a success', async () => {
+  const shutdownPrimary = await startFakePrimary();
+  const admin = new pg.Client({ connectionString: suite.environment.database.url });
+  await admin.connect();
+  await admin.query(
+    `INSERT INTO domains (name, member_number, state, primary_hosts)
+     VALUES ('shutdown.example', '1002', 'approved', $1)`,
+    [[shutdownPrimary.address]],
+  );
+  await admin.end();
+  try {
+    let shuttingDown = true;
+    shutdownPrimary.onRcpt = () =>
+      shuttingDown ? { code: 421, message: '4.3.2 shutting down' } : undefined;
+    const first = await queueMessage(['early@shutdown.example'], 'before shutdown');
+    await until(
+      'the 421 deferral',
+      async () => (await states(first))['early@shutdown.example'] === 'deferred',
+      15_000,
+    );
+    const attempts = await pool.query<{ reply: string }>(
+      `SELECT a.reply FROM delivery_attempts a JOIN recipients r ON r.id = a.recipient_id
+       WHERE r.message_id = $1`,
+      [first],
+    );
+    assert.match(attempts.rows[0]?.reply ?? '', /^421 4\.3\.2 shutting down/);
+
+    // MX_RETRY_MIN is 1h, so only the success below can bring the first recipient out early.
+    shuttingDown = false;
+    const second = await queueMessage(['late@shutdown.example'], 'after shutdown');
+    await until(
+      'both recipients delivered',
+      async () =>
+        (await states(first))['early@shutdown.example'] === 'delivered' &&
+        (await states(second))['late@shutdown.example'] === 'delivered',
+      15_000,
+    );
+    const subjects = shutdownPrimary.messages.map(
+      (message) => /Subject: ([^\r\n]*)/.exec(message.raw.toString('latin1'))?.[1],
+    );
+    assert.deepEqual(subjects.sort(), ['after shutdown', 'before shutdown']);
+  } finally {
+    await shutdownPrimary.stop();
+  }
+});

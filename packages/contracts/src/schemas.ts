@@ -207,9 +207,10 @@ export const RecipientOutcomeSchema = z.object({
   /** The host that gave the reply, if any. */
   remoteMta: z.string().optional(),
   /**
-   * For a deferral: `connection` when no server answered for this recipient (DNS failure,
-   * connection refused or lost, timeout), `reply` when a server answered 4xx. Only the first
-   * kind is retried early when the next hop comes back.
+   * For a deferral: `connection` when the next hop is unavailable, because no server responded
+   * (DNS failure, connection refused or lost, timeout) or it replied 421, or 4xx before RCPT.
+   * `reply` when a server replied 4xx about the recipient or the message. Only the first kind
+   * is retried early when the next hop comes back.
    */
   failureKind: z.enum(['connection', 'reply']).optional(),
   /** For a delivery: the next hop advertised DSN and got the NOTIFY, ORCPT, RET and ENVID. */

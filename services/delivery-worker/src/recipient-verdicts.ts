@@ -9,6 +9,7 @@ import {
   type LocalFailure,
   localVerdict,
   parseReply,
+  type ReplyStage,
   type ReplyVerdict,
 } from './reply-classification.ts';
 import type { TransactionResult } from './smtp-transaction.ts';
@@ -37,6 +38,7 @@ export interface VerdictContext {
 
 function remoteVerdict(
   raw: string,
+  stage: ReplyStage,
   context: VerdictContext,
 ): ReplyVerdict & { remoteMta?: string } {
   const parsed = parseReply(raw);
@@ -46,7 +48,7 @@ function remoteVerdict(
       `unexpected reply from ${context.relay}: ${raw.slice(0, 200)}`,
     );
   }
-  return { ...classifyReply(parsed), remoteMta: context.host };
+  return { ...classifyReply(parsed, stage), remoteMta: context.host };
 }
 
 function verdictFor(
@@ -58,21 +60,27 @@ function verdictFor(
     case 'local':
       return localVerdict(result.failure, result.detail);
     case 'mailRejected':
-      return remoteVerdict(result.reply, context);
+      return remoteVerdict(result.reply, 'mail', context);
     case 'noRecipients': {
       const reply = result.rejected.get(address);
       return reply === undefined
         ? localVerdict('connectionLost', `no reply to RCPT from ${context.relay}`)
-        : remoteVerdict(reply, context);
+        : remoteVerdict(reply, 'rcpt', context);
     }
     case 'completed': {
-      return remoteVerdict(result.rejected.get(address) ?? result.reply, context);
+      const rcptReply = result.rejected.get(address);
+      return rcptReply === undefined
+        ? remoteVerdict(result.reply, 'data', context)
+        : remoteVerdict(rcptReply, 'rcpt', context);
     }
     case 'lost': {
-      const reply = result.rejected.get(address) ?? result.reply;
-      return reply === undefined
+      const rcptReply = result.rejected.get(address);
+      if (rcptReply !== undefined) {
+        return remoteVerdict(rcptReply, 'rcpt', context);
+      }
+      return result.reply === undefined
         ? localVerdict('connectionLost', `${result.detail} with ${context.relay}`)
-        : remoteVerdict(reply, context);
+        : remoteVerdict(result.reply, result.stage, context);
     }
   }
 }

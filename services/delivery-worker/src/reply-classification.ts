@@ -14,12 +14,29 @@ export interface ReplyVerdict {
   /** RFC 3463 status code such as 4.2.1. */
   enhancedCode: string;
   /**
-   * Set on every deferral: `reply` when a server replied, `connection` when we describe the
-   * failure ourselves because no server replied (DNS, connect, lost connection, lease, or an
-   * error in this worker).
+   * Set on every deferral: `reply` when the server's reply concerns the recipient or the
+   * message, `connection` when the next hop is unavailable. That is the case when no server
+   * replied (DNS, connect, lost connection, lease, or an error in this worker) and for the
+   * service-level replies of CONNECTION_REPLIES.
    */
   failureKind?: FailureKind;
 }
+
+/** The command, or the greeting, that a remote reply responds to. */
+export type ReplyStage = 'greeting' | 'ehlo' | 'starttls' | 'mail' | 'rcpt' | 'data';
+
+/**
+ * Temporary replies that mean the next hop is unavailable, not the recipient. Recipients deferred
+ * by them are made due again as soon as the next hop answers, like those of a refused connection.
+ * - 421 at any stage: the service is not available and the server closes the session
+ *   (RFC 5321 section 3.8);
+ * - any 4xx before the first RCPT: nothing about a recipient was asked yet.
+ * Other 4xx replies to RCPT or after DATA (452 mailbox full, 450 greylisted) stay `reply`.
+ */
+const CONNECTION_REPLIES: readonly { stages: readonly ReplyStage[]; codes: RegExp }[] = [
+  { stages: ['greeting', 'ehlo', 'starttls', 'mail', 'rcpt', 'data'], codes: /^421$/ },
+  { stages: ['greeting', 'ehlo', 'starttls', 'mail'], codes: /^4\d\d$/ },
+];
 
 /** RFC 5321 section 4.2.1: the first digit of a reply code gives its class. */
 const STATUS_BY_CLASS: Record<string, DeliveryStatus> = {
@@ -123,8 +140,16 @@ function enhancedCodeFor(parsed: ParsedReply, enhancedClass: string): string {
   return `${enhancedClass}.${match[2]}.${match[3]}`;
 }
 
-/** Judges a parsed remote reply: 2xx delivered, 4xx deferred, 5xx failed. */
-export function classifyReply(parsed: ParsedReply): ReplyVerdict {
+/** Returns the failure kind of a deferral by a remote reply to `stage`. */
+function remoteFailureKind(code: number, stage: ReplyStage): FailureKind {
+  const unavailable = CONNECTION_REPLIES.some(
+    (rule) => rule.stages.includes(stage) && rule.codes.test(String(code)),
+  );
+  return unavailable ? 'connection' : 'reply';
+}
+
+/** Judges a parsed remote reply to `stage`: 2xx delivered, 4xx deferred, 5xx failed. */
+export function classifyReply(parsed: ParsedReply, stage: ReplyStage): ReplyVerdict {
   const replyClass = String(parsed.code).charAt(0);
   const status = STATUS_BY_CLASS[replyClass];
   const known = status !== undefined;
@@ -134,7 +159,7 @@ export function classifyReply(parsed: ParsedReply): ReplyVerdict {
     enhancedCode: enhancedCodeFor(parsed, known ? replyClass : UNKNOWN_CLASS.enhancedClass),
   };
   if (verdict.status === 'deferred') {
-    verdict.failureKind = 'reply';
+    verdict.failureKind = remoteFailureKind(parsed.code, stage);
   }
   return verdict;
 }

@@ -7,7 +7,7 @@
 import type { JobMessage } from '@secondary-mx/contracts';
 import type SMTPConnection from 'nodemailer/lib/smtp-connection';
 import { dsnParameters, type TransactionParameters } from './command-parameters.ts';
-import type { LocalFailure } from './reply-classification.ts';
+import type { LocalFailure, ReplyStage } from './reply-classification.ts';
 import type { SmtpSession } from './smtp-session.ts';
 
 type SmtpError = SMTPConnection.SMTPError;
@@ -18,7 +18,8 @@ type SmtpError = SMTPConnection.SMTPError;
  * - `completed`: the reply after the final dot (2xx or not) or to DATA;
  * - `mailRejected`: MAIL FROM was rejected, which settles every recipient;
  * - `noRecipients`: every RCPT was rejected;
- * - `lost`: the session broke or timed out, with a 4xx/5xx reply if one came (such as 421);
+ * - `lost`: the session broke or timed out, with a 4xx/5xx reply if one came (such as 421) and
+ *   the stage of that reply;
  * - `local`: we did not send the message, for the given reason.
  */
 export type TransactionResult =
@@ -29,6 +30,7 @@ export type TransactionResult =
       kind: 'lost';
       detail: string;
       reply: string | undefined;
+      stage: ReplyStage;
       accepted: string[];
       rejected: Map<string, string>;
     }
@@ -119,6 +121,18 @@ function rejectedReplies(bookkeeping: EnvelopeBookkeeping): Map<string, string> 
   return rejected;
 }
 
+/** Stage of the reply that ended a send(), by the `command` of nodemailer's error. */
+const STAGE_BY_COMMAND: Record<string, ReplyStage> = {
+  CONN: 'greeting',
+  EHLO: 'ehlo',
+  HELO: 'ehlo',
+  LHLO: 'ehlo',
+  STARTTLS: 'starttls',
+  'MAIL FROM': 'mail',
+  'RCPT TO': 'rcpt',
+  DATA: 'data',
+};
+
 /** Sorts a send() error into a result, using the RCPT replies nodemailer recorded on the envelope. */
 function resultOfError(error: SmtpError, bookkeeping: EnvelopeBookkeeping): TransactionResult {
   const response =
@@ -144,7 +158,8 @@ function resultOfError(error: SmtpError, bookkeeping: EnvelopeBookkeeping): Tran
     return { kind: 'completed', reply: response, accepted, rejected };
   }
   const reply = response !== undefined && /^[45]\d\d/.test(response) ? response : undefined;
-  return { kind: 'lost', detail: error.message, reply, accepted, rejected };
+  const stage = STAGE_BY_COMMAND[error.command ?? ''] ?? 'data';
+  return { kind: 'lost', detail: error.message, reply, stage, accepted, rejected };
 }
 
 /**
@@ -177,6 +192,7 @@ export function sendMessage(
       kind: 'lost',
       detail,
       reply: undefined,
+      stage: 'data',
       accepted: bookkeeping.accepted ?? [],
       rejected: rejectedReplies(bookkeeping),
     });

@@ -1,12 +1,17 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { classifyReply, localVerdict, parseReply } from '../src/reply-classification.ts';
+import {
+  classifyReply,
+  localVerdict,
+  parseReply,
+  type ReplyStage,
+} from '../src/reply-classification.ts';
 import { SelfIdentity } from '../src/self-identity.ts';
 
-function classify(raw: string) {
+function classify(raw: string, stage: ReplyStage = 'data') {
   const parsed = parseReply(raw);
   assert.ok(parsed, `unparsable reply ${raw}`);
-  return classifyReply(parsed);
+  return classifyReply(parsed, stage);
 }
 
 describe('reply classification', () => {
@@ -71,6 +76,32 @@ describe('reply classification', () => {
     assert.equal(localVerdict('connectFailed', 'refused').failureKind, 'connection');
     assert.equal(localVerdict('dnsFailed', 'timed out').failureKind, 'connection');
     assert.equal(localVerdict('nullMx', 'x').failureKind, undefined);
+  });
+
+  test('failure kind by stage and reply', () => {
+    const cases: [ReplyStage, string, string | undefined][] = [
+      ['greeting', '421 4.3.2 shutting down', 'connection'],
+      ['greeting', '450 4.3.2 try again later', 'connection'],
+      ['ehlo', '421 4.7.0 too many connections', 'connection'],
+      ['ehlo', '451 4.3.0 local error', 'connection'],
+      ['starttls', '454 4.7.0 TLS not available', 'connection'],
+      ['mail', '421 4.3.2 shutting down', 'connection'],
+      ['mail', '451 4.3.0 sender check failed', 'connection'],
+      ['mail', '452 4.3.1 insufficient system storage', 'connection'],
+      ['rcpt', '421 4.3.2 shutting down', 'connection'],
+      ['rcpt', '450 4.2.0 greylisted', 'reply'],
+      ['rcpt', '451 4.3.0 try again', 'reply'],
+      ['rcpt', '452 4.2.2 mailbox full', 'reply'],
+      ['data', '421 4.3.2 shutting down', 'connection'],
+      ['data', '451 4.3.0 queue file write error', 'reply'],
+      ['data', '452 4.3.1 insufficient system storage', 'reply'],
+      ['mail', '550 5.7.1 sender rejected', undefined],
+      ['rcpt', '550 5.1.1 no such user', undefined],
+      ['data', '250 2.0.0 queued', undefined],
+    ];
+    for (const [stage, reply, expected] of cases) {
+      assert.equal(classify(reply, stage).failureKind, expected, `${stage}: ${reply}`);
+    }
   });
 
   test('reports an expired lease as 4.4.7', () => {
