@@ -552,6 +552,15 @@ export function loadSettings<N extends SettingName>(
   if (probeMin !== undefined && probeMax !== undefined && probeMin > probeMax) {
     problems.push('MX_PROBE_INTERVAL_MIN must not be larger than MX_PROBE_INTERVAL_MAX');
   }
+  const leaseTime = values.MX_LEASE_TIME as number | undefined;
+  const deliveryTimeout = values.MX_DELIVERY_TIMEOUT as number | undefined;
+  if (leaseTime !== undefined && deliveryTimeout !== undefined && leaseTime <= deliveryTimeout) {
+    // A worker starts a message only when the lease has a full MX_DELIVERY_TIMEOUT left, so a
+    // shorter lease would never let a message start.
+    problems.push(
+      `MX_LEASE_TIME (${leaseTime / 1000}s) must be larger than MX_DELIVERY_TIMEOUT (${deliveryTimeout / 1000}s): raise MX_LEASE_TIME or lower MX_DELIVERY_TIMEOUT`,
+    );
+  }
   const certFile = values.MX_TLS_CERT_FILE as string | undefined;
   const keyFile = values.MX_TLS_KEY_FILE as string | undefined;
   if (certFile !== undefined && keyFile !== undefined && (certFile === '') !== (keyFile === '')) {

@@ -234,3 +234,24 @@ test('probe interval max defaults to 5s', () => {
   assert.equal(settings.MX_PROBE_INTERVAL_MIN, 2000);
   assert.equal(settings.MX_PROBE_INTERVAL_MAX, 5000);
 });
+
+test('lease time must exceed delivery timeout', () => {
+  assert.throws(
+    () =>
+      loadSettings(['MX_LEASE_TIME', 'MX_DELIVERY_TIMEOUT'], {
+        MX_LEASE_TIME: '20s',
+        MX_DELIVERY_TIMEOUT: '60s',
+      }),
+    /MX_LEASE_TIME \(20s\) must be larger than MX_DELIVERY_TIMEOUT \(60s\)/,
+  );
+  assert.throws(
+    () =>
+      loadSettings(['MX_LEASE_TIME', 'MX_DELIVERY_TIMEOUT'], {
+        MX_LEASE_TIME: '1m',
+        MX_DELIVERY_TIMEOUT: '60s',
+      }),
+    /MX_LEASE_TIME \(60s\) must be larger than MX_DELIVERY_TIMEOUT \(60s\)/,
+  );
+  const defaults = loadSettings(['MX_LEASE_TIME', 'MX_DELIVERY_TIMEOUT'], {});
+  assert.ok(defaults.MX_LEASE_TIME > defaults.MX_DELIVERY_TIMEOUT);
+});

@@ -210,9 +210,11 @@ export const RecipientOutcomeSchema = z.object({
    * For a deferral: `connection` when the next hop is unavailable, because no server responded
    * (DNS failure, connection refused or lost, timeout) or it replied 421, or 4xx before RCPT.
    * `reply` when a server replied 4xx about the recipient or the message. Only the first kind
-   * is retried early when the next hop comes back.
+   * is retried early when the next hop comes back. `notAttempted` when the worker handed the
+   * recipient back untried, because its lease had too little time left for the message: it is
+   * due again at once, and no attempt is counted or recorded.
    */
-  failureKind: z.enum(['connection', 'reply']).optional(),
+  failureKind: z.enum(['connection', 'reply', 'notAttempted']).optional(),
   /** For a delivery: the next hop advertised DSN and got the NOTIFY, ORCPT, RET and ENVID. */
   remoteDsn: z.boolean().optional(),
 });

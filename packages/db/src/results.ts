@@ -23,16 +23,68 @@ export interface ChangedRecipient {
   lastAttemptAt: Date;
 }
 
+/** Columns a result returns for each recipient whose state it changed. */
+const CHANGED_COLUMNS = `r.id::text AS "recipientId", r.message_id AS "queueId", r.address,
+  r.domain, r.state, r.notify, r.orcpt, r.last_reply AS "lastReply",
+  r.last_enhanced_code AS "enhancedCode", r.remote_mta AS "remoteMta",
+  r.remote_dsn AS "remoteDsn", r.last_failure_kind AS "failureKind",
+  r.last_attempt_at AS "lastAttemptAt"`;
+
 /**
  * Records the outcomes of one delivery job. A `delivered` outcome is always kept, since the
  * mail did reach the primary; a `deferred` or `failed` one only while the job's lease is still
  * the current one, so a late result cannot undo a newer attempt. A deferred recipient is tried
  * again after min(maxMs, minMs * 2^(attempts - 1)), with 10 % jitter. The jitter is drawn once
  * per result, so the recipients of one job stay due together and go out in one transaction
- * again. Every outcome is kept in delivery_attempts. Returns the recipients whose state
- * changed.
+ * again. Every outcome is kept in delivery_attempts, except those the worker handed back
+ * untried (failure kind `notAttempted`), which are due again at once with their last attempt
+ * left as it was. Returns the recipients whose state changed.
  */
 export async function applyDeliveryOutcomes(
+  db: Queryable,
+  result: DeliveryResult,
+  backoff: Backoff,
+): Promise<ChangedRecipient[]> {
+  const untried = result.outcomes.filter((outcome) => outcome.failureKind === 'notAttempted');
+  const handedBack = await handBackUntried(db, result.leaseId, untried);
+  const attempted = result.outcomes.filter((outcome) => outcome.failureKind !== 'notAttempted');
+  if (attempted.length === 0) {
+    return handedBack;
+  }
+  const recorded = await recordAttempts(db, { ...result, outcomes: attempted }, backoff);
+  return [...handedBack, ...recorded];
+}
+
+/**
+ * Makes recipients that the worker handed back untried due at once, while the job's lease is
+ * still the current one. Their attempts, last reply and failure kind stay as they were.
+ */
+async function handBackUntried(
+  db: Queryable,
+  leaseId: string,
+  outcomes: DeliveryResult['outcomes'],
+): Promise<ChangedRecipient[]> {
+  if (outcomes.length === 0) {
+    return [];
+  }
+  const updated = await db.query<ChangedRecipient>(
+    `UPDATE recipients r SET state = 'deferred', lease_id = NULL, lease_until = NULL,
+       next_attempt_at = now()
+     FROM unnest($1::bigint[], $2::text[]) AS o(id, queue_id)
+     WHERE r.id = o.id AND r.message_id = o.queue_id
+       AND r.state = 'active' AND r.lease_id = $3::uuid
+     RETURNING ${CHANGED_COLUMNS}`,
+    [
+      outcomes.map((outcome) => outcome.recipientId),
+      outcomes.map((outcome) => outcome.queueId),
+      leaseId,
+    ],
+  );
+  return updated.rows;
+}
+
+/** Records outcomes of recipients the worker did try, with backoff and delivery_attempts rows. */
+async function recordAttempts(
   db: Queryable,
   result: DeliveryResult,
   backoff: Backoff,
@@ -67,11 +119,7 @@ export async function applyDeliveryOutcomes(
          (o.status = 'delivered' AND r.state NOT IN ('delivered', 'failed', 'expired'))
          OR (r.state = 'active' AND r.lease_id = $12::uuid)
        )
-     RETURNING r.id::text AS "recipientId", r.message_id AS "queueId", r.address, r.domain,
-               r.state, r.notify, r.orcpt, r.last_reply AS "lastReply",
-               r.last_enhanced_code AS "enhancedCode", r.remote_mta AS "remoteMta",
-               r.remote_dsn AS "remoteDsn", r.last_failure_kind AS "failureKind",
-               r.last_attempt_at AS "lastAttemptAt"`,
+     RETURNING ${CHANGED_COLUMNS}`,
     [
       outcomes.map((outcome) => outcome.recipientId),
       outcomes.map((outcome) => outcome.queueId),

@@ -132,6 +132,11 @@ export function createDeliveryHandler(
     context: JobContext,
   ): Promise<JobDelivery> => {
     try {
+      if (!smtp.fitsInLease(context.startedAt, context.leaseUntil)) {
+        const left = context.leaseUntil - context.startedAt;
+        const text = `not attempted: the lease has ${left} ms left, less than a message may take`;
+        return deferJob(job, localVerdict('notAttempted', text), context.startedAt);
+      }
       // DNS counts against the first message's time, like the connect that follows it.
       const deadline = smtp.deadlineFrom(context.startedAt, context.leaseUntil);
       const plan = await nextHops.resolveBefore(job.domain, job.primaryHosts, deadline);

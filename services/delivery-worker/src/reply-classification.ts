@@ -79,6 +79,11 @@ export const LOCAL_FAILURES = {
    * expired), so another lease may already carry the same recipients.
    */
   leaseExpired: { code: 451, enhancedCode: '4.4.7' },
+  /**
+   * The job's lease has less time left than a message may take, so the message was not started
+   * and its recipients go back to queue-store untried (X.4.7 delivery time expired).
+   */
+  notAttempted: { code: 451, enhancedCode: '4.4.7', failureKind: 'notAttempted' },
   /** An unexpected error in this worker (X.3.0 other mail system status); it is logged. */
   internalError: { code: 451, enhancedCode: '4.3.0' },
   /** nodemailer rejected an address before sending it (X.1.3 bad destination mailbox syntax). */
@@ -166,14 +171,16 @@ export function classifyReply(parsed: ParsedReply, stage: ReplyStage): ReplyVerd
 
 /** Describes a failure that produced no remote reply, as a reply of our own. */
 export function localVerdict(failure: LocalFailure, text: string): ReplyVerdict {
-  const { code, enhancedCode } = LOCAL_FAILURES[failure];
+  const entry: { code: number; enhancedCode: string; failureKind?: FailureKind } =
+    LOCAL_FAILURES[failure];
+  const { code, enhancedCode } = entry;
   const verdict: ReplyVerdict = {
     status: STATUS_BY_CLASS[String(code).charAt(0)] ?? UNKNOWN_CLASS.status,
     reply: truncate(`${code} ${enhancedCode} ${text}`),
     enhancedCode,
   };
   if (verdict.status === 'deferred') {
-    verdict.failureKind = 'connection';
+    verdict.failureKind = entry.failureKind ?? 'connection';
   }
   return verdict;
 }

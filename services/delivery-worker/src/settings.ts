@@ -9,6 +9,8 @@ export const SETTING_NAMES = [
   'MX_DELIVERY_PORT',
   'MX_DELIVERY_CONCURRENCY',
   'MX_DELIVERY_TIMEOUT',
+  // Read only to check that it is larger than MX_DELIVERY_TIMEOUT; each job carries its lease.
+  'MX_LEASE_TIME',
   'MX_CONNECT_TIMEOUT',
   'DNS_SERVERS',
   'MX_LOG_LEVEL',

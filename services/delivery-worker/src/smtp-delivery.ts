@@ -6,7 +6,8 @@
  *
  * A connection lost in the middle of a job is replaced once, by trying the hops again in order.
  * When that fails, or the second connection is lost too, the recipients of the messages left
- * are deferred.
+ * are deferred. A message starts only while the lease has a full message time left. Otherwise
+ * its recipients and those of the later messages go back to queue-store untried.
  */
 import type { JobMessage } from '@secondary-mx/contracts';
 import type { Logger } from '@secondary-mx/logger';
@@ -58,7 +59,10 @@ export interface JobContext {
   domain: string;
   /** Epoch milliseconds when the job started; the first message's turn starts then. */
   startedAt: number;
-  /** Epoch milliseconds when the lease ends; no message starts or runs after it. */
+  /**
+   * Epoch milliseconds when the lease ends. A message starts only when its full time fits
+   * before it, and none runs after it.
+   */
   leaseUntil: number;
 }
 
@@ -100,6 +104,17 @@ export class SmtpDelivery {
   /** Returns the deadline (epoch ms) of a message turn that starts at `start`. */
   deadlineFrom(start: number, leaseUntil: number): number {
     return Math.min(start + this.options.messageTimeoutMs, leaseUntil);
+  }
+
+  /**
+   * Returns whether a message turn that starts at `start` can run its full time before the
+   * lease ends. A message cut by the lease end may already be accepted by the primary and would
+   * be sent again under the next lease, so a message that does not fit is not started.
+   * NOTE: a message that takes its full time still ends at the lease end, so its result can
+   * reach queue-store after the lease was taken back. Duplicates stay possible in that case.
+   */
+  fitsInLease(start: number, leaseUntil: number): boolean {
+    return leaseUntil - start >= this.options.messageTimeoutMs;
   }
 
   /**
@@ -145,13 +160,21 @@ export class SmtpDelivery {
 
   /**
    * Delivers the message at `index`. Returns false when the recipients of it and of every later
-   * message were deferred instead, because the lease ran out or no connection is left.
+   * message were deferred instead, because the lease has too little time left, ran out, or no
+   * connection is left.
    */
   private async deliverNext(run: JobRun, index: number, start: number): Promise<boolean> {
     const part = run.parts[index] as MessagePart;
     const { leaseUntil } = run.context;
-    if (Date.now() >= leaseUntil) {
-      this.deferRest(run, index, start, 'leaseExpired', 'lease ran out before delivery');
+    if (!this.fitsInLease(start, leaseUntil)) {
+      const left = Math.max(0, leaseUntil - start);
+      this.deferRest(
+        run,
+        index,
+        start,
+        'notAttempted',
+        `not attempted: the lease has ${left} ms left, less than the ${this.options.messageTimeoutMs} ms a message may take`,
+      );
       return false;
     }
     const deadline = this.deadlineFrom(start, leaseUntil);

@@ -581,7 +581,8 @@ describe('one connection per job', () => {
     assert.equal(primary.totalSessions, 2, 'one reconnect only');
   });
 
-  test('defers the rest when the lease runs out', async () => {
+  test('hands back messages the lease cannot fit', async () => {
+    delivery = createDelivery(500);
     primary.onData = () => new Promise(() => undefined);
     const first = makeMessage();
     const second = makeMessage();
@@ -589,13 +590,51 @@ describe('one connection per job', () => {
 
     const cut = verdictsOf(result, 0)[0];
     assert.equal(cut?.status, 'deferred');
-    assert.match(cut?.reply ?? '', /timed out/);
+    assert.match(cut?.reply ?? '', /timed out after \d+ ms/);
+    assert.equal(cut?.failureKind, 'connection');
     const late = verdictsOf(result, 1)[0];
     assert.equal(late?.status, 'deferred');
-    assert.equal(late?.reply, '451 4.4.7 lease ran out before delivery');
+    assert.match(
+      late?.reply ?? '',
+      /^451 4\.4\.7 not attempted: the lease has \d+ ms left, less than the 500 ms a message may take$/,
+    );
     assert.equal(late?.enhancedCode, '4.4.7');
-    assert.equal(late?.failureKind, 'connection');
-    assert.equal(primary.totalSessions, 1, 'no reconnect after the lease ran out');
+    assert.equal(late?.failureKind, 'notAttempted');
+    assert.equal(primary.totalSessions, 1, 'no reconnect for the message handed back');
+  });
+
+  test('stops a job before the lease runs short', async () => {
+    delivery = createDelivery(1000);
+    primary.onData = () => new Promise((resolve) => setTimeout(() => resolve(undefined), 150));
+    const messages = Array.from({ length: 12 }, (_, index) =>
+      makeMessage({ recipients: [{ id: `r-fit-${index}`, address: `fit${index}@member.test` }] }),
+    );
+    const result = await deliverJob(
+      messages.map((message) => part(message)),
+      [hopTo(primary)],
+      1500,
+    );
+
+    const statuses = result.outcomes.map((outcome) => outcome.verdicts[0]?.failureKind ?? 'ok');
+    const firstUntried = statuses.indexOf('notAttempted');
+    assert.ok(firstUntried > 0, `some messages delivered first: ${statuses.join(', ')}`);
+    assert.deepEqual(
+      statuses.slice(0, firstUntried),
+      Array(firstUntried).fill('ok'),
+      'every message before the first one handed back was delivered',
+    );
+    assert.deepEqual(
+      statuses.slice(firstUntried),
+      Array(statuses.length - firstUntried).fill('notAttempted'),
+      'every message after it was handed back',
+    );
+    for (const outcome of result.outcomes.slice(0, firstUntried)) {
+      assert.equal(outcome.verdicts[0]?.status, 'delivered');
+    }
+    assert.equal(primary.messages.length, firstUntried, 'only the delivered ones arrived');
+    assert.equal(primary.rejectedMessages.length, 0);
+    assert.equal(primary.totalSessions, 1);
+    await waitFor(() => primary.currentSessions === 0, 'the session to close', 1000);
   });
 
   test('runs concurrent jobs on separate sessions', async () => {

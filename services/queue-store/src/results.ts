@@ -31,11 +31,19 @@ export interface ResultsOptions {
   onRecorded: () => void;
 }
 
-/** Whether any outcome shows that a server of the destination answered. */
-function nextHopAnswered(result: DeliveryResult): boolean {
-  return result.outcomes.some(
+/**
+ * Returns whether the outcomes show that the destination's next hop is available, unavailable,
+ * or neither because the worker handed every recipient back untried.
+ */
+function nextHopState(result: DeliveryResult): 'reachable' | 'unreachable' | 'unknown' {
+  const attempted = result.outcomes.filter((outcome) => outcome.failureKind !== 'notAttempted');
+  if (attempted.length === 0) {
+    return 'unknown';
+  }
+  const answered = attempted.some(
     (outcome) => outcome.status !== 'deferred' || outcome.failureKind === 'reply',
   );
+  return answered ? 'reachable' : 'unreachable';
 }
 
 function groupByMessage(recipients: ChangedRecipient[]): Map<string, ChangedRecipient[]> {
@@ -76,10 +84,13 @@ async function recordDelivery(options: ResultsOptions, result: DeliveryResult): 
         }
       }
     }
-    if (nextHopAnswered(result)) {
+    const nextHop = nextHopState(result);
+    if (nextHop === 'reachable') {
       await markReachable(client, result.domain);
-    } else {
-      const failure = result.outcomes.find((outcome) => outcome.status === 'deferred');
+    } else if (nextHop === 'unreachable') {
+      const failure = result.outcomes.find(
+        (outcome) => outcome.status === 'deferred' && outcome.failureKind !== 'notAttempted',
+      );
       await markUnreachable(
         client,
         [result.domain],

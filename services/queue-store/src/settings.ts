@@ -17,6 +17,8 @@ export const QUEUE_STORE_SETTINGS = [
   'MX_RETRY_MIN',
   'MX_RETRY_MAX',
   'MX_LEASE_TIME',
+  // Read only to check that MX_LEASE_TIME is larger, because leases are granted here.
+  'MX_DELIVERY_TIMEOUT',
   'MX_SCHEDULER_INTERVAL',
   'MX_SCHEDULER_BATCH',
   'MX_LOG_LEVEL',

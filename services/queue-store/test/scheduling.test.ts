@@ -20,6 +20,7 @@ import {
 } from '@secondary-mx/db';
 import { createLogger } from '@secondary-mx/logger';
 import { testDatabase } from '@secondary-mx/testkit';
+import { createResultsHandler } from '../src/results.ts';
 
 const logger = createLogger('test', 'silent');
 const database = testDatabase('scheduling');
@@ -351,6 +352,121 @@ test('unreachable destination defers new mail until reachable', async () => {
     recipientsOf(resumed).map((recipient) => recipient.address),
     ['a@down.example'],
   );
+});
+
+test('untried recipients are due at once without an attempt', async () => {
+  const queueId = await storeMessage(['a@one.example', 'b@one.example']);
+  const [first] = await lease();
+  assert.ok(first);
+  const [a, b] = recipientsOf(first).map((recipient) => recipient.id) as [string, string];
+  await record({
+    leaseId: first.leaseId,
+    domain: 'one.example',
+    outcomes: [
+      {
+        recipientId: a,
+        queueId,
+        status: 'deferred',
+        reply: '451 4.3.0 busy',
+        failureKind: 'reply',
+      },
+      {
+        recipientId: b,
+        queueId,
+        status: 'deferred',
+        reply: '451 4.3.0 busy',
+        failureKind: 'reply',
+      },
+    ],
+  });
+  await pool.query('UPDATE recipients SET next_attempt_at = now() WHERE message_id = $1', [
+    queueId,
+  ]);
+  const [second] = await lease();
+  assert.ok(second);
+
+  const changed = await record({
+    leaseId: second.leaseId,
+    domain: 'one.example',
+    outcomes: [
+      { recipientId: a, queueId, status: 'delivered', reply: '250 2.0.0 ok' },
+      {
+        recipientId: b,
+        queueId,
+        status: 'deferred',
+        reply: '451 4.4.7 not attempted: the lease has 10 ms left',
+        failureKind: 'notAttempted',
+      },
+    ],
+  });
+  assert.equal(changed.length, 2);
+  const rows = await pool.query<{
+    state: string;
+    attempts: number;
+    lastReply: string;
+    failureKind: string | null;
+    due: boolean;
+    leased: boolean;
+  }>(
+    `SELECT state, attempts, last_reply AS "lastReply", last_failure_kind AS "failureKind",
+            next_attempt_at <= now() AS due, lease_id IS NOT NULL AS leased
+     FROM recipients WHERE id = $1`,
+    [b],
+  );
+  const untried = rows.rows[0];
+  assert.equal(untried?.state, 'deferred');
+  assert.equal(untried?.attempts, 1, 'the hand-back counts no attempt');
+  assert.equal(untried?.lastReply, '451 4.3.0 busy', 'the last real reply stays');
+  assert.equal(untried?.failureKind, 'reply');
+  assert.equal(untried?.due, true);
+  assert.equal(untried?.leased, false);
+  const attempts = await pool.query<{ count: number }>(
+    'SELECT count(*)::int AS count FROM delivery_attempts WHERE recipient_id = $1',
+    [b],
+  );
+  assert.equal(attempts.rows[0]?.count, 1, 'no delivery_attempts row for the hand-back');
+  const [third] = await lease();
+  assert.deepEqual(
+    recipientsOf(third).map((recipient) => recipient.address),
+    ['b@one.example'],
+  );
+});
+
+test('untried-only result leaves probing alone', async () => {
+  const queueId = await storeMessage(['a@one.example']);
+  const [job] = await lease();
+  assert.ok(job);
+  const handler = createResultsHandler({
+    pool,
+    logger,
+    backoff,
+    probes: { minMs: 2000, maxMs: 5000 },
+    bounces: { reportingMta: 'mx2.test', fullContentLimit: 50_000, bounceLifetimeMs: 86_400_000 },
+    onRecorded: () => undefined,
+  });
+  const result: DeliveryResult = {
+    kind: 'delivery',
+    leaseId: job.leaseId,
+    domain: 'one.example',
+    attemptedAt: Date.now(),
+    outcomes: [
+      {
+        recipientId: recipientsOf(job)[0]?.id as string,
+        queueId,
+        status: 'deferred',
+        reply: '451 4.4.7 not attempted: the lease has 10 ms left',
+        failureKind: 'notAttempted',
+      },
+    ],
+  };
+  await handler({ content: Buffer.from(JSON.stringify(result)) } as Parameters<typeof handler>[0]);
+  const probes = await pool.query<{ count: number }>(
+    'SELECT count(*)::int AS count FROM destination_probes',
+  );
+  assert.equal(probes.rows[0]?.count, 0, 'a hand-back does not mark the destination unreachable');
+  const [row] = await recipientRows(queueId);
+  assert.equal(row?.state, 'deferred');
+  assert.equal(row?.attempts, 0);
 });
 
 test('storing one queue id twice keeps one copy', async () => {
