@@ -75,6 +75,11 @@ export const LOCAL_FAILURES = {
   /** RFC 6531: a message that needs SMTPUTF8 must not go to a server that lacks the extension. */
   smtpUtf8Unsupported: { code: 550, enhancedCode: '5.6.7' },
   /**
+   * The message contains 8-bit data and the server lacks 8BITMIME, and we do not convert
+   * messages (X.6.3 conversion required but not supported).
+   */
+  conversionRequired: { code: 554, enhancedCode: '5.6.3' },
+  /**
    * The job's lease ran out before this message's transaction started (X.4.7 delivery time
    * expired), so another lease may already carry the same recipients.
    */

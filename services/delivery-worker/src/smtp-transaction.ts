@@ -4,6 +4,7 @@
  * the replies it produced, before any recipient is judged.
  */
 
+import { isAscii } from 'node:buffer';
 import type { JobMessage } from '@secondary-mx/contracts';
 import type SMTPConnection from 'nodemailer/lib/smtp-connection';
 import { dsnParameters, type TransactionParameters } from './command-parameters.ts';
@@ -72,7 +73,9 @@ export function needsSmtpUtf8(message: JobMessage, payload: Buffer): boolean {
 /**
  * Envelope stage: the envelope with the original sender (`''` is the null sender, which
  * nodemailer sends as `MAIL FROM:<>`), every recipient, SIZE, BODY=8BITMIME and the DSN
- * parameters. Returns a local failure when the message needs SMTPUTF8 and the server lacks it.
+ * parameters. BODY=8BITMIME goes out when the client declared it or the bytes contain 8-bit
+ * data, and the server offers 8BITMIME. Returns a local failure when the message needs
+ * SMTPUTF8 and the server lacks it, or contains 8-bit data and the server lacks 8BITMIME.
  */
 export function prepareEnvelope(
   message: JobMessage,
@@ -90,6 +93,17 @@ export function prepareEnvelope(
       detail: `SMTPUTF8 is required, but was not offered by ${session.target.host}`,
     };
   }
+  const eightBit = !isAscii(payload);
+  if (eightBit && !session.parameters.supports('8BITMIME')) {
+    // RFC 6152 section 3: a relay must not send 8-bit data to a server without 8BITMIME. It
+    // must convert the message or treat this as a permanent failure. Message bytes are
+    // delivered exactly as received, so the recipients fail and the sender gets a DSN.
+    return {
+      kind: 'local',
+      failure: 'conversionRequired',
+      detail: `conversion required but not supported: the message contains 8-bit data, and ${session.target.host} does not offer 8BITMIME`,
+    };
+  }
   const dsn =
     message.ret !== undefined || message.envid !== undefined
       ? { ret: message.ret, envid: message.envid }
@@ -103,7 +117,7 @@ export function prepareEnvelope(
       from: message.sender,
       to: message.recipients.map((recipient) => recipient.address),
       size: payload.length,
-      use8BitMime: message.bodyType === '8BITMIME',
+      use8BitMime: message.bodyType === '8BITMIME' || eightBit,
       dsn,
     },
     parameters: { smtpUtf8: message.smtpUtf8, recipientParameters },

@@ -207,6 +207,43 @@ describe('SMTP delivery', () => {
     assert.equal(primary.messages[0]?.mailParameters.BODY, undefined);
   });
 
+  test('sends BODY=8BITMIME for undeclared 8-bit bytes', async () => {
+    const verdicts = await deliver(makeMessage({ bodyType: '7BIT' }), [hopTo(primary)]);
+    assert.equal(verdicts[0]?.status, 'delivered', verdicts[0]?.reply);
+    assert.equal(primary.messages[0]?.mailParameters.BODY, '8BITMIME');
+    assert.ok(primary.messages[0]?.raw.equals(PAYLOAD), 'received bytes differ from the payload');
+  });
+
+  test('fails 8-bit mail to a server without 8BITMIME', async () => {
+    const sevenBit = await extraPrimary({ hide8BitMime: true });
+    for (const bodyType of ['8BITMIME', '7BIT'] as const) {
+      const verdicts = await deliver(makeMessage({ bodyType }), [hopTo(sevenBit)]);
+      assert.equal(verdicts[0]?.status, 'failed', bodyType);
+      assert.equal(verdicts[0]?.enhancedCode, '5.6.3', bodyType);
+      assert.match(
+        verdicts[0]?.reply ?? '',
+        /^554 5\.6\.3 conversion required but not supported: the message contains 8-bit data, and primary\.member\.test does not offer 8BITMIME$/,
+        bodyType,
+      );
+      assert.equal(verdicts[0]?.failureKind, undefined, bodyType);
+    }
+    assert.equal(sevenBit.messages.length, 0, 'no 8-bit message was sent');
+    assert.equal(sevenBit.rejectedMessages.length, 0);
+  });
+
+  test('sends 7-bit mail to a server without 8BITMIME', async () => {
+    const sevenBit = await extraPrimary({ hide8BitMime: true });
+    const payload = Buffer.from('Subject: x\r\n\r\nhello\r\n');
+    const verdicts = await deliver(
+      makeMessage({ bodyType: '8BITMIME' }),
+      [hopTo(sevenBit)],
+      payload,
+    );
+    assert.equal(verdicts[0]?.status, 'delivered', verdicts[0]?.reply);
+    assert.equal(sevenBit.messages[0]?.mailParameters.BODY, undefined);
+    assert.ok(sevenBit.messages[0]?.raw.equals(payload), 'received bytes differ from the payload');
+  });
+
   test('delivers the null sender as <>', async () => {
     const verdicts = await deliver(makeMessage({ sender: '' }), [hopTo(primary)]);
     assert.equal(verdicts[0]?.status, 'delivered');
