@@ -27,9 +27,9 @@ export type ReplyStage = 'greeting' | 'ehlo' | 'starttls' | 'mail' | 'rcpt' | 'd
 
 /**
  * Temporary replies that mean the next hop is unavailable, not the recipient. Recipients deferred
- * by them are made due again as soon as the next hop answers, like those of a refused connection.
- * - 421 at any stage: the service is not available and the server closes the session
- *   (RFC 5321 section 3.8);
+ * by them are made due again by the next success to their domain, like those of a refused
+ * connection.
+ * - 421 at any stage: in RFC 5321, service not available, closing transmission channel;
  * - any 4xx before the first RCPT: nothing about a recipient was asked yet.
  * Other 4xx replies to RCPT or after DATA (452 mailbox full, 450 greylisted) stay `reply`.
  */

@@ -32,18 +32,23 @@ export interface ResultsOptions {
 }
 
 /**
- * Returns whether the outcomes show that the destination's next hop is available, unavailable,
- * or neither because the worker handed every recipient back untried.
+ * Returns what the outcomes show about the destination's next hop:
+ * - `reachable`: it took or judged a message, so recipients waiting for it are made due;
+ * - `unreachable`: no server replied at all, so probes watch for its return;
+ * - `unknown`: the worker handed every recipient back untried, or a server replied only that
+ *   it is unavailable (421, or 4xx before RCPT). A probe's EHLO would not show when such a
+ *   server takes mail again, so its recipients wait for their backoff or a later success.
  */
 function nextHopState(result: DeliveryResult): 'reachable' | 'unreachable' | 'unknown' {
   const attempted = result.outcomes.filter((outcome) => outcome.failureKind !== 'notAttempted');
-  if (attempted.length === 0) {
-    return 'unknown';
-  }
   const answered = attempted.some(
     (outcome) => outcome.status !== 'deferred' || outcome.failureKind === 'reply',
   );
-  return answered ? 'reachable' : 'unreachable';
+  if (answered) {
+    return 'reachable';
+  }
+  const silent = attempted.some((outcome) => outcome.remoteMta === undefined);
+  return silent ? 'unreachable' : 'unknown';
 }
 
 function groupByMessage(recipients: ChangedRecipient[]): Map<string, ChangedRecipient[]> {

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, beforeEach, test } from 'node:test';
-import type { DeliveryResult } from '@secondary-mx/contracts';
+import type { DeliveryResult, RecipientOutcome } from '@secondary-mx/contracts';
 import { newQueueId } from '@secondary-mx/contracts';
 import {
   applyDeliveryOutcomes,
@@ -432,7 +432,8 @@ test('untried recipients are due at once without an attempt', async () => {
   );
 });
 
-test('untried-only result leaves probing alone', async () => {
+/** Leases the one recipient of a new message and records one deferral of it as queue-store does. */
+async function recordDeferral(outcome: Partial<RecipientOutcome>): Promise<string> {
   const queueId = await storeMessage(['a@one.example']);
   const [job] = await lease();
   assert.ok(job);
@@ -454,19 +455,50 @@ test('untried-only result leaves probing alone', async () => {
         recipientId: recipientsOf(job)[0]?.id as string,
         queueId,
         status: 'deferred',
-        reply: '451 4.4.7 not attempted: the lease has 10 ms left',
-        failureKind: 'notAttempted',
+        reply: '451 4.4.1 no connection',
+        failureKind: 'connection',
+        ...outcome,
       },
     ],
   };
-  await handler({ content: Buffer.from(JSON.stringify(result)) } as Parameters<typeof handler>[0]);
+  const message = { content: Buffer.from(JSON.stringify(result)) };
+  await handler(message as Parameters<typeof handler>[0]);
+  return queueId;
+}
+
+async function probeCount(): Promise<number> {
   const probes = await pool.query<{ count: number }>(
     'SELECT count(*)::int AS count FROM destination_probes',
   );
-  assert.equal(probes.rows[0]?.count, 0, 'a hand-back does not mark the destination unreachable');
+  return probes.rows[0]?.count ?? 0;
+}
+
+test('untried-only result leaves probing alone', async () => {
+  const queueId = await recordDeferral({
+    reply: '451 4.4.7 not attempted: the lease has 10 ms left',
+    failureKind: 'notAttempted',
+  });
+  assert.equal(await probeCount(), 0, 'a hand-back does not mark the destination unreachable');
   const [row] = await recipientRows(queueId);
   assert.equal(row?.state, 'deferred');
   assert.equal(row?.attempts, 0);
+});
+
+test('no reply starts probing the destination', async () => {
+  await recordDeferral({});
+  assert.equal(await probeCount(), 1);
+});
+
+test('421 reply leaves probing alone', async () => {
+  const queueId = await recordDeferral({
+    reply: '421 4.3.2 shutting down',
+    remoteMta: 'primary.one.example',
+  });
+  assert.equal(await probeCount(), 0, 'a server that replied is not probed');
+  const [row] = await recipientRows(queueId);
+  assert.equal(row?.state, 'deferred');
+  assert.equal(row?.attempts, 1);
+  assert.ok((row?.delaySeconds ?? 0) > 50, 'the recipient waits for its backoff');
 });
 
 test('storing one queue id twice keeps one copy', async () => {
