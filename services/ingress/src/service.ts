@@ -103,7 +103,8 @@ export async function startIngress(settings: IngressSettings, logger: Logger) {
 
   const server = new SMTPServer({
     name: settings.MX_HOSTNAME,
-    banner: 'ESMTP secondary-mx',
+    // smtp-server writes `220 <name> ESMTP <banner>`.
+    banner: 'secondary-mx',
     size: settings.MX_MAX_MESSAGE_SIZE,
     hideENHANCEDSTATUSCODES: false,
     hideDSN: false,

@@ -138,6 +138,12 @@ after(async () => {
   await environment.database.drop();
 });
 
+test('greeting names ESMTP once', async () => {
+  const { client, greeting } = await SmtpClient.connect(port);
+  client.close();
+  assert.equal(greeting.text, '220 mx2.example.net ESMTP secondary-mx');
+});
+
 describe('RCPT TO relay check', () => {
   const cases: { rcpt: string; code: number; enhanced?: string }[] = [
     { rcpt: '<bob@member.example>', code: 250 },
