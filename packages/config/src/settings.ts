@@ -304,7 +304,7 @@ export const SETTINGS = {
   MX_MAX_ERRORS: setting(
     '20',
     integer(1, 1000),
-    'error replies (4xx and 5xx) in one SMTP session before ingress answers 421 4.7.0 and closes',
+    'error replies (4xx and 5xx, except 451 4.7.1 and 452 4.5.3) in one SMTP session before ingress answers 421 4.7.0 and closes',
   ),
   MX_PREGREET_WAIT: setting(
     '1s',
