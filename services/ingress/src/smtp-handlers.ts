@@ -15,6 +15,7 @@ import type { SMTPServerAddress, SMTPServerDataStream, SMTPServerSession } from 
 import type { ApprovedDomains } from './approved-domains.ts';
 import type { DnsblChecker } from './dnsbl.ts';
 import { smtpError } from './enhanced-codes.ts';
+import { checkMailParameters, checkRcptParameters } from './esmtp-parameters.ts';
 import { checkGreylist, type GreylistVerdict } from './greylist-client.ts';
 import { buildGreylistHeader } from './greylist-header.ts';
 import { MessageScanner, messageViolation } from './message-scanner.ts';
@@ -53,6 +54,9 @@ const greylistDelays = new WeakMap<object, number>();
 
 const NOTIFY_VALUES = new Set(['NEVER', 'SUCCESS', 'FAILURE', 'DELAY']);
 
+/** Maximum sender length, in octets, that queue-store's spool.store schema accepts. */
+const MAX_ADDRESS_OCTETS = 320;
+
 function sessionLog(context: HandlerContext, session: SMTPServerSession): Logger {
   return context.logger.child({ session: session.id, client: session.remoteAddress });
 }
@@ -74,6 +78,15 @@ async function checkSender(
 ): Promise<void> {
   const log = sessionLog(context, session);
   const sender = address.address;
+  try {
+    checkMailParameters(address);
+  } catch (error) {
+    log.info(
+      { sender, reply: (error as { responseCode?: number }).responseCode },
+      `sender rejected: ${(error as Error).message}`,
+    );
+    throw error;
+  }
   if (sender !== '') {
     const at = sender.lastIndexOf('@');
     const domainText = at > 0 ? sender.slice(at + 1) : '';
@@ -82,6 +95,17 @@ async function checkSender(
     if (at <= 0 || (!domain && !literal)) {
       log.info({ sender, reply: 553 }, 'sender rejected: invalid address');
       throw smtpError(553, '5.1.7', `<${sender}>: sender address syntax is invalid`);
+    }
+    // smtp-server bounds the address as sent to 253 octets, but the A-label form can be longer.
+    const stored =
+      domain && session.envelope.smtpUtf8 !== true ? `${sender.slice(0, at)}@${domain}` : sender;
+    if (Buffer.byteLength(stored) > MAX_ADDRESS_OCTETS) {
+      log.info({ sender, reply: 553 }, 'sender rejected: address too long');
+      throw smtpError(
+        553,
+        '5.1.7',
+        `<${sender}>: sender address longer than ${MAX_ADDRESS_OCTETS} octets`,
+      );
     }
     if (domain && context.settings.MX_SENDER_DOMAIN_CHECK) {
       const rejection = await context.senderDomains.check(sender, domain);
@@ -97,10 +121,8 @@ async function checkSender(
         throw rejection;
       }
     }
-    if (domain && session.envelope.smtpUtf8 !== true) {
-      // smtp-server hands over U-labels; without SMTPUTF8 the primary must get A-labels.
-      address.address = `${sender.slice(0, at)}@${domain}`;
-    }
+    // smtp-server hands over U-labels; without SMTPUTF8 the primary must get A-labels.
+    address.address = stored;
   }
   log.info({ sender, size: address.args ? address.args.SIZE : undefined }, 'MAIL FROM accepted');
 }
@@ -130,6 +152,7 @@ async function checkRecipient(
   let domain: string;
   let localPart: string;
   try {
+    checkRcptParameters(address, session.envelope.smtpUtf8 === true);
     ({
       address: recipient,
       domain,

@@ -542,6 +542,101 @@ describe('Received: hop limit', () => {
   });
 });
 
+/** One MAIL FROM line after EHLO, and the reply it must get. */
+const MAIL_DIALOGUES: { mail: string; reply: string }[] = [
+  { mail: '<alice@sender.example> SIZE=100 BODY=8BITMIME RET=HDRS ENVID=a+2Bb', reply: '250' },
+  { mail: '<alice@sender.example> SMTPUTF8', reply: '250' },
+  { mail: `<alice@sender.example> ENVID=${'e'.repeat(100)}`, reply: '250' },
+  { mail: `<alice@sender.example> ENVID=${'e'.repeat(101)}`, reply: '501 5.5.4' },
+  { mail: `<alice@sender.example> ENVID=${'+41'.repeat(34)}`, reply: '501 5.5.4' },
+  { mail: '<alice@sender.example> ENVID=a+ZZb', reply: '501 5.5.4' },
+  { mail: '<alice@sender.example> ENVID=a+2bb', reply: '501 5.5.4' },
+  { mail: '<alice@sender.example> ENVID=a+', reply: '501 5.5.4' },
+  { mail: '<alice@sender.example> ENVID=a=b', reply: '501 5.5.4' },
+  { mail: '<alice@sender.example> FOO=BAR', reply: '555 5.5.4' },
+  { mail: '<alice@sender.example> XYZ', reply: '555 5.5.4' },
+  { mail: '<alice@sender.example> NOTIFY=NEVER', reply: '555 5.5.4' },
+  { mail: '<alice@sender.example> AUTH=<>', reply: '555 5.5.4' },
+  // 182 + 1 + 70 characters as sent, 361 octets in the A-label form queue-store would get.
+  {
+    mail: `<${'s'.repeat(182)}@${'一二三四五六七八九十百千万亿兆京垓秭穰沟.'.repeat(3)}example>`,
+    reply: '553 5.1.7',
+  },
+];
+
+describe('MAIL FROM parameters', () => {
+  for (const { mail, reply } of MAIL_DIALOGUES) {
+    test(`MAIL FROM:${mail.slice(0, 80)} gets ${reply}`, async () => {
+      const { client } = await SmtpClient.connect(port);
+      await client.command('EHLO client.example');
+      const answer = await utf8Command(client, `MAIL FROM:${mail}`);
+      client.close();
+      assertReply(answer, reply);
+      if (reply.startsWith('555')) {
+        assert.match(answer.text, /Unsupported option: [A-Z]+$/);
+      }
+    });
+  }
+});
+
+/** One RCPT TO line in a fresh transaction, and the reply it must get. */
+const RCPT_DIALOGUES: { rcpt: string; smtpUtf8?: boolean; reply: string }[] = [
+  {
+    rcpt: '<bob@member.example> NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;bob@member.example',
+    reply: '250',
+  },
+  { rcpt: '<bob@member.example> ORCPT=rfc822;bob+2Bx@member.example', reply: '250' },
+  { rcpt: `<bob@member.example> ORCPT=rfc822;${'o'.repeat(493)}`, reply: '250' },
+  { rcpt: `<bob@member.example> ORCPT=rfc822;${'o'.repeat(494)}`, reply: '501 5.5.4' },
+  { rcpt: '<bob@member.example> ORCPT=rfc822;bob+ZZ@member.example', reply: '501 5.5.4' },
+  { rcpt: '<bob@member.example> ORCPT=rfc822;b=b@member.example', reply: '501 5.5.4' },
+  { rcpt: '<bob@member.example> ORCPT=rfc822;', reply: '501' },
+  { rcpt: '<bob@member.example> ORCPT=rfc822', reply: '501' },
+  { rcpt: '<bob@member.example> ORCPT=rfc(822);bob@member.example', reply: '501' },
+  { rcpt: '<bob@member.example> ORCPT=rfc822;bøb@member.example', reply: '501 5.5.4' },
+  {
+    rcpt: '<bob@member.example> ORCPT=utf-8;bøb@member.example',
+    smtpUtf8: true,
+    reply: '250',
+  },
+  { rcpt: '<bob@member.example> FOO=BAR', reply: '555 5.5.4' },
+  { rcpt: '<bob@member.example> SMTPUTF8', reply: '555 5.5.4' },
+  { rcpt: '<bob@member.example> SIZE=100', reply: '555 5.5.4' },
+];
+
+describe('RCPT TO parameters', () => {
+  for (const { rcpt, smtpUtf8, reply } of RCPT_DIALOGUES) {
+    test(`RCPT TO:${rcpt.slice(0, 80)}${smtpUtf8 ? ' with SMTPUTF8' : ''} gets ${reply}`, async () => {
+      const client = await openTransaction(
+        smtpUtf8 ? '<alice@sender.example> SMTPUTF8' : '<alice@sender.example>',
+      );
+      const answer = await utf8Command(client, `RCPT TO:${rcpt}`);
+      client.close();
+      assertReply(answer, reply);
+    });
+  }
+});
+
+test('stored ENVID and ORCPT are decoded xtext', async () => {
+  const client = await openTransaction('<alice@sender.example> ENVID=id+2B1');
+  const rcpt = 'RCPT TO:<bob@member.example> ORCPT=rfc822;bob+2Bx@member.example';
+  assert.equal((await client.command(rcpt)).code, 250);
+  const reply = await sendData(client, 'Subject: dsn\r\n\r\nbody\r\n');
+  client.close();
+  assertReply(reply, '250 2.0.0');
+  const queueId = /queued as (\S+)$/.exec(reply.text)?.[1];
+  const message = await database.query<{ envid: string }>(
+    'SELECT envid FROM messages WHERE id = $1',
+    [queueId],
+  );
+  const recipient = await database.query<{ orcpt: string }>(
+    'SELECT orcpt FROM recipients WHERE message_id = $1',
+    [queueId],
+  );
+  assert.equal(message.rows[0]?.envid, 'id+1');
+  assert.equal(recipient.rows[0]?.orcpt, 'rfc822;bob+x@member.example');
+});
+
 describe('sender domain check', () => {
   const cases: { from: string; reply: string }[] = [
     { from: '<alice@sender.example>', reply: '250' },
