@@ -61,7 +61,10 @@ function sessionLog(context: HandlerContext, session: SMTPServerSession): Logger
   return context.logger.child({ session: session.id, client: session.remoteAddress });
 }
 
-/** Checks MAIL FROM: the null sender, or a mailbox whose domain can receive a bounce. */
+/**
+ * Checks MAIL FROM: the null sender, or a mailbox with a domain name (not an address literal)
+ * that can receive a bounce.
+ */
 export function onMailFrom(context: HandlerContext) {
   return (address: SMTPServerAddress, session: SMTPServerSession, callback: Callback): void => {
     void checkSender(context, address, session).then(
@@ -95,6 +98,22 @@ async function checkSender(
     if (at <= 0 || (!domain && !literal)) {
       log.info({ sender, reply: 553 }, 'sender rejected: invalid address');
       throw smtpError(553, '5.1.7', `<${sender}>: sender address syntax is invalid`);
+    }
+    // queue-store could not route a DSN to an address literal, and we never accept mail that
+    // we could not bounce.
+    if (literal) {
+      log.info({ sender, reply: 550 }, 'sender rejected: address literal');
+      throw smtpError(
+        550,
+        '5.1.8',
+        `<${sender}>: sender address literal not accepted, a bounce could not be delivered`,
+      );
+    }
+    // smtp-server hands over U-labels whatever the client sent, so only the local part shows
+    // whether the client used UTF-8 (RFC 6531 section 3.4).
+    if (session.envelope.smtpUtf8 !== true && /[^\p{ASCII}]/u.test(sender.slice(0, at))) {
+      log.info({ sender, reply: 553 }, 'sender rejected: UTF-8 local part without SMTPUTF8');
+      throw smtpError(553, '5.6.7', `<${sender}>: a UTF-8 local part requires SMTPUTF8`);
     }
     // smtp-server bounds the address as sent to 253 octets, but the A-label form can be longer.
     const stored =

@@ -644,7 +644,12 @@ describe('sender domain check', () => {
     { from: '<alice@a-only.example>', reply: '250' },
     { from: '<alice@aaaa-only.example>', reply: '250' },
     { from: '<>', reply: '250' },
-    { from: '<alice@[192.0.2.1]>', reply: '250' },
+    { from: '<alice@[192.0.2.1]>', reply: '550 5.1.8' },
+    { from: '<x@[127.0.0.1]>', reply: '550 5.1.8' },
+    { from: '<x@[IPv6:::1]>', reply: '550 5.1.8' },
+    { from: '<üser@sender.example>', reply: '553 5.6.7' },
+    { from: '<üser@sender.example> SMTPUTF8', reply: '250' },
+    { from: '<alice@bücher.example>', reply: '450 4.1.8' },
     { from: '<alice@null-mx.example>', reply: '550 5.7.27' },
     { from: '<alice@no-records.example>', reply: '450 4.1.8' },
     { from: '<alice@unknown.example>', reply: '450 4.1.8' },
@@ -655,9 +660,12 @@ describe('sender domain check', () => {
     test(`MAIL FROM:${from} gets ${reply}`, async () => {
       const { client } = await SmtpClient.connect(port);
       await client.command('EHLO client.example');
-      const answer = await client.command(`MAIL FROM:${from}`);
+      const answer = await utf8Command(client, `MAIL FROM:${from}`);
       client.close();
       assertReply(answer, reply);
+      if (reply === '550 5.1.8') {
+        assert.match(answer.text, /sender address literal not accepted/);
+      }
     });
   }
 
