@@ -346,6 +346,14 @@ const RELAY_DIALOGUES: RelayDialogue[] = [
   { rcpt: '<"user@example.org> NOTIFY=NEVER"@example.com>', reply: '501' },
   { rcpt: '<"user@example.org> ORCPT=rfc822;x"@example.com>', reply: '501 5.1.3' },
   { rcpt: '<"user NOTIFY=NEVER"@example.org>', reply: '501' },
+  // Quotes that the local part does not need are dropped; quotes it needs are kept.
+  { rcpt: '<"alice"@example.org>', reply: '250', stored: 'alice@example.org' },
+  { rcpt: '<"al.ice"@example.org>', reply: '250', stored: 'al.ice@example.org' },
+  { rcpt: '<"al\\ice"@example.org>', reply: '250', stored: 'alice@example.org' },
+  { rcpt: '<"müller"@example.org>', smtpUtf8: true, reply: '250', stored: 'müller@example.org' },
+  { rcpt: '<".alice"@example.org>', reply: '250', stored: '".alice"@example.org' },
+  { rcpt: '<"a(b"@example.org>', reply: '250', stored: '"a(b"@example.org' },
+  { rcpt: '<"a b"@example.org>', reply: '501' },
   // Address literals and bare addresses.
   { rcpt: '<victim@[127.0.0.1]>', reply: '550 5.7.1' },
   { rcpt: '<victim@[192.0.2.1]>', reply: '550 5.7.1' },
@@ -424,6 +432,16 @@ test('U-label and A-label of one recipient are stored once', async () => {
   client.close();
   assertReply(reply, '250 2.0.0');
   assert.deepEqual((await storedMessage(reply)).recipients, ['kunde@xn--bcher-kva.example']);
+});
+
+test('quoted and unquoted local part are stored once', async () => {
+  const client = await openTransaction();
+  assert.equal((await client.command('RCPT TO:<"dupr"@example.org>')).code, 250);
+  assert.equal((await client.command('RCPT TO:<dupr@example.org>')).code, 250);
+  const reply = await sendData(client, 'Subject: twice\r\n\r\nbody\r\n');
+  client.close();
+  assertReply(reply, '250 2.0.0');
+  assert.deepEqual((await storedMessage(reply)).recipients, ['dupr@example.org']);
 });
 
 describe('SMTP smuggling', () => {
