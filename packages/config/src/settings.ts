@@ -304,7 +304,7 @@ export const SETTINGS = {
   MX_MAX_ERRORS: setting(
     '20',
     integer(1, 1000),
-    'error replies (4xx and 5xx) in one SMTP session before ingress answers 421 4.7.0 and closes',
+    'error replies (4xx and 5xx, except 451 4.7.1 and 452 4.5.3) in one SMTP session before ingress answers 421 4.7.0 and closes',
   ),
   MX_PREGREET_WAIT: setting(
     '1s',
@@ -316,10 +316,11 @@ export const SETTINGS = {
     duration(0, 30 * DAY),
     'how long a client that waited for the greeting skips the wait; 0 makes every connection wait',
   ),
+  // A default Postfix primary counts its own Received: too and rejects 50 (hopcount_limit).
   MX_MAX_HOPS: setting(
-    '50',
+    '48',
     integer(1, 1000),
-    'Received: header fields a message may carry; more get 554 5.4.6',
+    'Received: header fields a stored message may carry, ours included; the rest get 554 5.4.6',
   ),
   MX_SENDER_DOMAIN_CHECK: setting(
     'on',

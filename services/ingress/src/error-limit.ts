@@ -1,8 +1,15 @@
 /**
  * Ends SMTP sessions that keep failing: after MX_MAX_ERRORS replies of 4xx or 5xx in one
  * session, ingress sends `421 4.7.0 ... too many errors` and closes the connection, as Postfix
- * does at smtpd_hard_error_limit. Greylisted and rejected recipients count like every other
- * error reply, as they do in Postfix.
+ * does at smtpd_hard_error_limit. Two replies are not client errors and do not count: a
+ * greylist deferral (`451 4.7.1`) is policy, and `452 4.5.3` for a recipient past
+ * MX_MAX_RECIPIENTS asks the client to send the rest in another transaction. Counting them
+ * closed sessions that had recipients accepted, so the sender had to retry them all.
+ *
+ * NOTE: a client can therefore send RCPT after RCPT without reaching the limit. Each
+ * greylisted one costs a greylist request, and only MX_SMTP_TIMEOUT, an idle timeout, ends
+ * such a session. Postfix 3.x bounds the same case: it counts overshoot replies past
+ * smtpd_recipient_overshoot_limit (default 1000) as errors.
  */
 import type { SMTPServer } from 'smtp-server';
 import { type ConnectionInternals, connectionPrototype } from './smtp-connection-patch.ts';
@@ -12,6 +19,22 @@ export type ErrorLimitHandler = (sessionId: string, client: string, errors: numb
 interface ErrorLimit {
   maxErrors: number;
   onLimit: ErrorLimitHandler;
+}
+
+/** Reply codes with the enhanced codes that the error limit does not count. */
+const UNCOUNTED_REPLIES: readonly { code: number; enhancedCode: string }[] = [
+  { code: 451, enhancedCode: '4.7.1' },
+  { code: 452, enhancedCode: '4.5.3' },
+];
+
+function isClientError(code: number, data: unknown): boolean {
+  if (code < 400) {
+    return false;
+  }
+  const text = typeof data === 'string' ? data : '';
+  return !UNCOUNTED_REPLIES.some(
+    (reply) => reply.code === code && text.startsWith(`${reply.enhancedCode} `),
+  );
 }
 
 const limits = new WeakMap<SMTPServer, ErrorLimit>();
@@ -35,7 +58,7 @@ export function limitErrors(server: SMTPServer, maxErrors: number, onLimit: Erro
     original.call(this, code, data, context);
     const limit = limits.get(this._server);
     // A 421 closes the session anyway.
-    if (!limit || code < 400 || code === 421 || this._closing || this._closed) {
+    if (!limit || !isClientError(code, data) || code === 421 || this._closing || this._closed) {
       return;
     }
     const errors = (errorCounts.get(this) ?? 0) + 1;

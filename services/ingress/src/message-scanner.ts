@@ -99,7 +99,8 @@ export class MessageScanner {
 
 /**
  * Returns the smtp-server error for the first rule a scanned message breaks, or undefined.
- * The order is fixed: bare line endings, then line length, then the hop count.
+ * The order is fixed: bare line endings, then line length, then the hop count. maxHops bounds
+ * the Received: fields of the message as stored, our own included.
  */
 export function messageViolation(result: ScanResult, maxHops: number): Error | undefined {
   if (result.bareLineEndingLine !== undefined) {
@@ -116,11 +117,12 @@ export function messageViolation(result: ScanResult, maxHops: number): Error | u
       `line ${result.longLine.line} has ${result.longLine.octets} octets, more than the ${MAX_LINE_OCTETS} allowed with its CRLF`,
     );
   }
-  if (result.receivedFields > maxHops) {
+  // The Received: field that ingress prepends counts too, so the primary sees at most maxHops.
+  if (result.receivedFields >= maxHops) {
     return smtpError(
       554,
       '5.4.6',
-      `too many hops: ${result.receivedFields} Received: header fields, the limit is ${maxHops}`,
+      `too many hops: ${result.receivedFields} Received: header fields and ours, the limit is ${maxHops}`,
     );
   }
   return undefined;

@@ -15,6 +15,9 @@ export interface RecipientMailbox {
   localPart: string;
 }
 
+/** One atom of a dot-atom: RFC 5322 atext, plus UTF-8 (RFC 6531 section 3.3). */
+const DOT_ATOM_TEXT = /^[a-z0-9!#$%&'*+/=?^_`{|}~\-\u{80}-\u{10FFFF}]+$/iu;
+
 /** Problems that a later hop could read as a route to another domain: these deny relaying. */
 const RELAY_PROBLEMS = new Set<AddressProblem>([
   'routing-characters',
@@ -51,5 +54,33 @@ export function parseRecipient(recipient: string, smtpUtf8: boolean): RecipientM
   if (!smtpUtf8 && /[^\p{ASCII}]/u.test(localPart)) {
     throw smtpError(553, '5.6.7', `<${recipient}>: a UTF-8 local part requires SMTPUTF8`);
   }
-  return { address: smtpUtf8 ? recipient : `${localPart}@${domain}`, domain, localPart };
+  const unquoted = unquoteLocalPart(localPart);
+  const givenDomain = recipient.slice(recipient.lastIndexOf('@') + 1);
+  return {
+    address: `${unquoted}@${smtpUtf8 ? givenDomain : domain}`,
+    domain,
+    localPart: unquoted,
+  };
+}
+
+/**
+ * Returns the dot-atom form of a quoted local part that needs no quotes (`"alice"` and
+ * `"al\ice"` are `alice`, RFC 5321 section 4.1.2), so list checks, the greylist and the
+ * removal of repeated recipients see one address. Any other local part is returned as given.
+ *
+ * A quoted local part that needs its quotes, such as `".alice"` or `"a(b"`, is kept and
+ * relayed, because parseMailbox has already rejected the routing characters `@`, `%` and `!`
+ * inside quotes, which are what a later hop could route on.
+ *
+ * NOTE: one with a space, such as `"a b"@example.org`, gets 501 from smtp-server 3.21 before
+ * onRcptTo runs, because smtp-server splits the command line at whitespace before it parses
+ * the path. Accepting it would take a RCPT parser of our own.
+ */
+function unquoteLocalPart(localPart: string): string {
+  if (!localPart.startsWith('"')) {
+    return localPart;
+  }
+  const content = localPart.slice(1, -1).replace(/\\(.)/gu, '$1');
+  const dotAtom = content.split('.').every((atom) => DOT_ATOM_TEXT.test(atom));
+  return dotAtom ? content : localPart;
 }

@@ -16,6 +16,7 @@ import { ConnectionLimits } from './connection-limits.ts';
 import { DnsblChecker } from './dnsbl.ts';
 import { installEnhancedCodeShim } from './enhanced-codes.ts';
 import { limitErrors } from './error-limit.ts';
+import { installRawParameters } from './esmtp-parameters.ts';
 import { type EtrnHandler, installEtrn } from './etrn.ts';
 import { createIngressMetrics } from './metrics.ts';
 import { rejectEarlyTalkers } from './pregreet.ts';
@@ -35,6 +36,7 @@ const CLOSE_TIMEOUT_MS = 20_000;
 export async function startIngress(settings: IngressSettings, logger: Logger) {
   installEnhancedCodeShim();
   installEtrn(normalizeDomain);
+  installRawParameters();
   const broker = new Broker({
     url: settings.AMQP_URL,
     prefix: settings.MX_AMQP_PREFIX,
@@ -103,7 +105,8 @@ export async function startIngress(settings: IngressSettings, logger: Logger) {
 
   const server = new SMTPServer({
     name: settings.MX_HOSTNAME,
-    banner: 'ESMTP secondary-mx',
+    // smtp-server writes `220 <name> ESMTP <banner>`.
+    banner: 'secondary-mx',
     size: settings.MX_MAX_MESSAGE_SIZE,
     hideENHANCEDSTATUSCODES: false,
     hideDSN: false,

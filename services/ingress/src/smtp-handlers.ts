@@ -15,6 +15,7 @@ import type { SMTPServerAddress, SMTPServerDataStream, SMTPServerSession } from 
 import type { ApprovedDomains } from './approved-domains.ts';
 import type { DnsblChecker } from './dnsbl.ts';
 import { smtpError } from './enhanced-codes.ts';
+import { checkMailParameters, checkRcptParameters } from './esmtp-parameters.ts';
 import { checkGreylist, type GreylistVerdict } from './greylist-client.ts';
 import { buildGreylistHeader } from './greylist-header.ts';
 import { MessageScanner, messageViolation } from './message-scanner.ts';
@@ -53,11 +54,17 @@ const greylistDelays = new WeakMap<object, number>();
 
 const NOTIFY_VALUES = new Set(['NEVER', 'SUCCESS', 'FAILURE', 'DELAY']);
 
+/** Maximum sender length, in octets, that queue-store's spool.store schema accepts. */
+const MAX_ADDRESS_OCTETS = 320;
+
 function sessionLog(context: HandlerContext, session: SMTPServerSession): Logger {
   return context.logger.child({ session: session.id, client: session.remoteAddress });
 }
 
-/** Checks MAIL FROM: the null sender, or a mailbox whose domain can receive a bounce. */
+/**
+ * Checks MAIL FROM: the null sender, or a mailbox with a domain name (not an address literal)
+ * that can receive a bounce.
+ */
 export function onMailFrom(context: HandlerContext) {
   return (address: SMTPServerAddress, session: SMTPServerSession, callback: Callback): void => {
     void checkSender(context, address, session).then(
@@ -74,6 +81,15 @@ async function checkSender(
 ): Promise<void> {
   const log = sessionLog(context, session);
   const sender = address.address;
+  try {
+    checkMailParameters(address);
+  } catch (error) {
+    log.info(
+      { sender, reply: (error as { responseCode?: number }).responseCode },
+      `sender rejected: ${(error as Error).message}`,
+    );
+    throw error;
+  }
   if (sender !== '') {
     const at = sender.lastIndexOf('@');
     const domainText = at > 0 ? sender.slice(at + 1) : '';
@@ -82,6 +98,33 @@ async function checkSender(
     if (at <= 0 || (!domain && !literal)) {
       log.info({ sender, reply: 553 }, 'sender rejected: invalid address');
       throw smtpError(553, '5.1.7', `<${sender}>: sender address syntax is invalid`);
+    }
+    // queue-store could not route a DSN to an address literal, and we never accept mail that
+    // we could not bounce.
+    if (literal) {
+      log.info({ sender, reply: 550 }, 'sender rejected: address literal');
+      throw smtpError(
+        550,
+        '5.1.8',
+        `<${sender}>: sender address literal not accepted, a bounce could not be delivered`,
+      );
+    }
+    // smtp-server hands over U-labels whatever the client sent, so only the local part shows
+    // whether the client used UTF-8 (RFC 6531 section 3.4).
+    if (session.envelope.smtpUtf8 !== true && /[^\p{ASCII}]/u.test(sender.slice(0, at))) {
+      log.info({ sender, reply: 553 }, 'sender rejected: UTF-8 local part without SMTPUTF8');
+      throw smtpError(553, '5.6.7', `<${sender}>: a UTF-8 local part requires SMTPUTF8`);
+    }
+    // smtp-server bounds the address as sent to 253 octets, but the A-label form can be longer.
+    const stored =
+      domain && session.envelope.smtpUtf8 !== true ? `${sender.slice(0, at)}@${domain}` : sender;
+    if (Buffer.byteLength(stored) > MAX_ADDRESS_OCTETS) {
+      log.info({ sender, reply: 553 }, 'sender rejected: address too long');
+      throw smtpError(
+        553,
+        '5.1.7',
+        `<${sender}>: sender address longer than ${MAX_ADDRESS_OCTETS} octets`,
+      );
     }
     if (domain && context.settings.MX_SENDER_DOMAIN_CHECK) {
       const rejection = await context.senderDomains.check(sender, domain);
@@ -97,10 +140,8 @@ async function checkSender(
         throw rejection;
       }
     }
-    if (domain && session.envelope.smtpUtf8 !== true) {
-      // smtp-server hands over U-labels; without SMTPUTF8 the primary must get A-labels.
-      address.address = `${sender.slice(0, at)}@${domain}`;
-    }
+    // smtp-server hands over U-labels; without SMTPUTF8 the primary must get A-labels.
+    address.address = stored;
   }
   log.info({ sender, size: address.args ? address.args.SIZE : undefined }, 'MAIL FROM accepted');
 }
@@ -130,6 +171,7 @@ async function checkRecipient(
   let domain: string;
   let localPart: string;
   try {
+    checkRcptParameters(address, session.envelope.smtpUtf8 === true);
     ({
       address: recipient,
       domain,

@@ -169,6 +169,18 @@ function metricValue(text: string, series: string): number {
 }
 
 describe('greylisting through ingress', () => {
+  test('greylist deferrals are not errors', async () => {
+    // MX_MAX_ERRORS is 20 here, so 25 deferrals would end the session if they counted.
+    const client = await openTransaction(openPort, '127.4.0.9', '<many@sender.example>');
+    for (let i = 1; i <= 25; i++) {
+      const reply = await client.command(`RCPT TO:<many-${i}@member.example>`);
+      assert.match(reply.text, /^451 4\.7\.1 /, `RCPT ${i}`);
+    }
+    const noop = await client.command('NOOP');
+    client.close();
+    assert.equal(noop.code, 250, noop.text);
+  });
+
   test('named pool passes on its second attempt', async () => {
     const mailFrom = '<prvs=1234567890=bob@example.net>';
     const first = await openTransaction(openPort, POOL_A, mailFrom);

@@ -54,6 +54,7 @@ before(async () => {
     MX_MAX_CONNECTIONS: '3',
     MX_MAX_CONNECTIONS_PER_CLIENT: '2',
     MX_MAX_ERRORS: '3',
+    MX_MAX_RECIPIENTS: '100',
     MX_SMTP_TIMEOUT: '1s',
     MX_PREGREET_WAIT: '400ms',
   });
@@ -185,6 +186,28 @@ describe('error limit', () => {
     const last = await client.read();
     await client.closed();
     assert.equal(last.text, '421 4.7.0 mx2.example.net Error: too many errors');
+  });
+
+  test('recipients past the limit are not errors', async () => {
+    const before = await ingress.countMessages();
+    const { client } = await SmtpClient.connect(ingress.port);
+    await client.command('EHLO client.example');
+    assert.equal((await client.command('MAIL FROM:<alice@sender.example>')).code, 250);
+    for (let i = 1; i <= 100; i++) {
+      const reply = await client.command(`RCPT TO:<r${i}@no-greylist.example>`);
+      assert.equal(reply.code, 250, `RCPT ${i}: ${reply.text}`);
+    }
+    // MX_MAX_ERRORS is 3, so four more would end the session if they counted.
+    for (let i = 101; i <= 104; i++) {
+      const reply = await client.command(`RCPT TO:<r${i}@no-greylist.example>`);
+      assert.match(reply.text, /^452 4\.5\.3 /, `RCPT ${i}`);
+    }
+    assert.equal((await client.command('DATA')).code, 354, 'session open after four 452 replies');
+    client.write('Subject: many recipients\r\n\r\nbody\r\n.\r\n');
+    const reply = await client.read();
+    client.close();
+    assert.match(reply.text, /^250 2\.0\.0 /);
+    assert.equal(await ingress.countMessages(), before + 1);
   });
 
   test('two errors leave the session open', async () => {

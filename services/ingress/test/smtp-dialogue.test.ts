@@ -138,6 +138,12 @@ after(async () => {
   await environment.database.drop();
 });
 
+test('greeting names ESMTP once', async () => {
+  const { client, greeting } = await SmtpClient.connect(port);
+  client.close();
+  assert.equal(greeting.text, '220 mx2.example.net ESMTP secondary-mx');
+});
+
 describe('RCPT TO relay check', () => {
   const cases: { rcpt: string; code: number; enhanced?: string }[] = [
     { rcpt: '<bob@member.example>', code: 250 },
@@ -340,6 +346,14 @@ const RELAY_DIALOGUES: RelayDialogue[] = [
   { rcpt: '<"user@example.org> NOTIFY=NEVER"@example.com>', reply: '501' },
   { rcpt: '<"user@example.org> ORCPT=rfc822;x"@example.com>', reply: '501 5.1.3' },
   { rcpt: '<"user NOTIFY=NEVER"@example.org>', reply: '501' },
+  // Quotes that the local part does not need are dropped; quotes it needs are kept.
+  { rcpt: '<"alice"@example.org>', reply: '250', stored: 'alice@example.org' },
+  { rcpt: '<"al.ice"@example.org>', reply: '250', stored: 'al.ice@example.org' },
+  { rcpt: '<"al\\ice"@example.org>', reply: '250', stored: 'alice@example.org' },
+  { rcpt: '<"müller"@example.org>', smtpUtf8: true, reply: '250', stored: 'müller@example.org' },
+  { rcpt: '<".alice"@example.org>', reply: '250', stored: '".alice"@example.org' },
+  { rcpt: '<"a(b"@example.org>', reply: '250', stored: '"a(b"@example.org' },
+  { rcpt: '<"a b"@example.org>', reply: '501' },
   // Address literals and bare addresses.
   { rcpt: '<victim@[127.0.0.1]>', reply: '550 5.7.1' },
   { rcpt: '<victim@[192.0.2.1]>', reply: '550 5.7.1' },
@@ -418,6 +432,16 @@ test('U-label and A-label of one recipient are stored once', async () => {
   client.close();
   assertReply(reply, '250 2.0.0');
   assert.deepEqual((await storedMessage(reply)).recipients, ['kunde@xn--bcher-kva.example']);
+});
+
+test('quoted and unquoted local part are stored once', async () => {
+  const client = await openTransaction();
+  assert.equal((await client.command('RCPT TO:<"dupr"@example.org>')).code, 250);
+  assert.equal((await client.command('RCPT TO:<dupr@example.org>')).code, 250);
+  const reply = await sendData(client, 'Subject: twice\r\n\r\nbody\r\n');
+  client.close();
+  assertReply(reply, '250 2.0.0');
+  assert.deepEqual((await storedMessage(reply)).recipients, ['dupr@example.org']);
 });
 
 describe('SMTP smuggling', () => {
@@ -505,19 +529,22 @@ describe('Received: hop limit', () => {
   const trace = (count: number) =>
     'Received: from relay.example by hop.example; x\r\n'.repeat(count);
 
-  test('MX_MAX_HOPS Received: fields are accepted', async () => {
+  test('MX_MAX_HOPS - 1 Received: fields are accepted', async () => {
     const client = await openTransaction();
     assert.equal((await client.command('RCPT TO:<bob@member.example>')).code, 250);
-    const reply = await sendData(client, `${trace(MAX_HOPS)}Subject: hops\r\n\r\nbody\r\n`);
+    const reply = await sendData(client, `${trace(MAX_HOPS - 1)}Subject: hops\r\n\r\nbody\r\n`);
     client.close();
     assertReply(reply, '250 2.0.0');
+    const body = (await storedMessage(reply)).body.toString('latin1');
+    const stored = body.split('\r\n\r\n')[0]?.match(/^received:/gim) ?? [];
+    assert.equal(stored.length, MAX_HOPS, 'our Received: field brings the count to the limit');
   });
 
-  test('one Received: field more gets 554 5.4.6', async () => {
+  test('MX_MAX_HOPS Received: fields get 554 5.4.6', async () => {
     const before = await countMessages();
     const client = await openTransaction();
     assert.equal((await client.command('RCPT TO:<bob@member.example>')).code, 250);
-    const fields = `${trace(MAX_HOPS)}received : from x by y; z\r\n`;
+    const fields = `${trace(MAX_HOPS - 1)}received : from x by y; z\r\n`;
     const reply = await sendData(client, `${fields}Subject: hops\r\n\r\nbody\r\n`);
     client.close();
     assertReply(reply, '554 5.4.6');
@@ -527,10 +554,105 @@ describe('Received: hop limit', () => {
   test('Received: lines in the body are not counted', async () => {
     const client = await openTransaction();
     assert.equal((await client.command('RCPT TO:<bob@member.example>')).code, 250);
-    const reply = await sendData(client, `Subject: hops\r\n\r\n${trace(MAX_HOPS + 1)}`);
+    const reply = await sendData(client, `Subject: hops\r\n\r\n${trace(MAX_HOPS)}`);
     client.close();
     assertReply(reply, '250 2.0.0');
   });
+});
+
+/** One MAIL FROM line after EHLO, and the reply it must get. */
+const MAIL_DIALOGUES: { mail: string; reply: string }[] = [
+  { mail: '<alice@sender.example> SIZE=100 BODY=8BITMIME RET=HDRS ENVID=a+2Bb', reply: '250' },
+  { mail: '<alice@sender.example> SMTPUTF8', reply: '250' },
+  { mail: `<alice@sender.example> ENVID=${'e'.repeat(100)}`, reply: '250' },
+  { mail: `<alice@sender.example> ENVID=${'e'.repeat(101)}`, reply: '501 5.5.4' },
+  { mail: `<alice@sender.example> ENVID=${'+41'.repeat(34)}`, reply: '501 5.5.4' },
+  { mail: '<alice@sender.example> ENVID=a+ZZb', reply: '501 5.5.4' },
+  { mail: '<alice@sender.example> ENVID=a+2bb', reply: '501 5.5.4' },
+  { mail: '<alice@sender.example> ENVID=a+', reply: '501 5.5.4' },
+  { mail: '<alice@sender.example> ENVID=a=b', reply: '501 5.5.4' },
+  { mail: '<alice@sender.example> FOO=BAR', reply: '555 5.5.4' },
+  { mail: '<alice@sender.example> XYZ', reply: '555 5.5.4' },
+  { mail: '<alice@sender.example> NOTIFY=NEVER', reply: '555 5.5.4' },
+  { mail: '<alice@sender.example> AUTH=<>', reply: '555 5.5.4' },
+  // 182 + 1 + 70 characters as sent, 361 octets in the A-label form queue-store would get.
+  {
+    mail: `<${'s'.repeat(182)}@${'一二三四五六七八九十百千万亿兆京垓秭穰沟.'.repeat(3)}example>`,
+    reply: '553 5.1.7',
+  },
+];
+
+describe('MAIL FROM parameters', () => {
+  for (const { mail, reply } of MAIL_DIALOGUES) {
+    test(`MAIL FROM:${mail.slice(0, 80)} gets ${reply}`, async () => {
+      const { client } = await SmtpClient.connect(port);
+      await client.command('EHLO client.example');
+      const answer = await utf8Command(client, `MAIL FROM:${mail}`);
+      client.close();
+      assertReply(answer, reply);
+      if (reply.startsWith('555')) {
+        assert.match(answer.text, /Unsupported option: [A-Z]+$/);
+      }
+    });
+  }
+});
+
+/** One RCPT TO line in a fresh transaction, and the reply it must get. */
+const RCPT_DIALOGUES: { rcpt: string; smtpUtf8?: boolean; reply: string }[] = [
+  {
+    rcpt: '<bob@member.example> NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;bob@member.example',
+    reply: '250',
+  },
+  { rcpt: '<bob@member.example> ORCPT=rfc822;bob+2Bx@member.example', reply: '250' },
+  { rcpt: `<bob@member.example> ORCPT=rfc822;${'o'.repeat(493)}`, reply: '250' },
+  { rcpt: `<bob@member.example> ORCPT=rfc822;${'o'.repeat(494)}`, reply: '501 5.5.4' },
+  { rcpt: '<bob@member.example> ORCPT=rfc822;bob+ZZ@member.example', reply: '501 5.5.4' },
+  { rcpt: '<bob@member.example> ORCPT=rfc822;b=b@member.example', reply: '501 5.5.4' },
+  { rcpt: '<bob@member.example> ORCPT=rfc822;', reply: '501' },
+  { rcpt: '<bob@member.example> ORCPT=rfc822', reply: '501' },
+  { rcpt: '<bob@member.example> ORCPT=rfc(822);bob@member.example', reply: '501' },
+  { rcpt: '<bob@member.example> ORCPT=rfc822;bøb@member.example', reply: '501 5.5.4' },
+  {
+    rcpt: '<bob@member.example> ORCPT=utf-8;bøb@member.example',
+    smtpUtf8: true,
+    reply: '250',
+  },
+  { rcpt: '<bob@member.example> FOO=BAR', reply: '555 5.5.4' },
+  { rcpt: '<bob@member.example> SMTPUTF8', reply: '555 5.5.4' },
+  { rcpt: '<bob@member.example> SIZE=100', reply: '555 5.5.4' },
+];
+
+describe('RCPT TO parameters', () => {
+  for (const { rcpt, smtpUtf8, reply } of RCPT_DIALOGUES) {
+    test(`RCPT TO:${rcpt.slice(0, 80)}${smtpUtf8 ? ' with SMTPUTF8' : ''} gets ${reply}`, async () => {
+      const client = await openTransaction(
+        smtpUtf8 ? '<alice@sender.example> SMTPUTF8' : '<alice@sender.example>',
+      );
+      const answer = await utf8Command(client, `RCPT TO:${rcpt}`);
+      client.close();
+      assertReply(answer, reply);
+    });
+  }
+});
+
+test('stored ENVID and ORCPT are decoded xtext', async () => {
+  const client = await openTransaction('<alice@sender.example> ENVID=id+2B1');
+  const rcpt = 'RCPT TO:<bob@member.example> ORCPT=rfc822;bob+2Bx@member.example';
+  assert.equal((await client.command(rcpt)).code, 250);
+  const reply = await sendData(client, 'Subject: dsn\r\n\r\nbody\r\n');
+  client.close();
+  assertReply(reply, '250 2.0.0');
+  const queueId = /queued as (\S+)$/.exec(reply.text)?.[1];
+  const message = await database.query<{ envid: string }>(
+    'SELECT envid FROM messages WHERE id = $1',
+    [queueId],
+  );
+  const recipient = await database.query<{ orcpt: string }>(
+    'SELECT orcpt FROM recipients WHERE message_id = $1',
+    [queueId],
+  );
+  assert.equal(message.rows[0]?.envid, 'id+1');
+  assert.equal(recipient.rows[0]?.orcpt, 'rfc822;bob+x@member.example');
 });
 
 describe('sender domain check', () => {
@@ -540,7 +662,12 @@ describe('sender domain check', () => {
     { from: '<alice@a-only.example>', reply: '250' },
     { from: '<alice@aaaa-only.example>', reply: '250' },
     { from: '<>', reply: '250' },
-    { from: '<alice@[192.0.2.1]>', reply: '250' },
+    { from: '<alice@[192.0.2.1]>', reply: '550 5.1.8' },
+    { from: '<x@[127.0.0.1]>', reply: '550 5.1.8' },
+    { from: '<x@[IPv6:::1]>', reply: '550 5.1.8' },
+    { from: '<üser@sender.example>', reply: '553 5.6.7' },
+    { from: '<üser@sender.example> SMTPUTF8', reply: '250' },
+    { from: '<alice@bücher.example>', reply: '450 4.1.8' },
     { from: '<alice@null-mx.example>', reply: '550 5.7.27' },
     { from: '<alice@no-records.example>', reply: '450 4.1.8' },
     { from: '<alice@unknown.example>', reply: '450 4.1.8' },
@@ -551,9 +678,12 @@ describe('sender domain check', () => {
     test(`MAIL FROM:${from} gets ${reply}`, async () => {
       const { client } = await SmtpClient.connect(port);
       await client.command('EHLO client.example');
-      const answer = await client.command(`MAIL FROM:${from}`);
+      const answer = await utf8Command(client, `MAIL FROM:${from}`);
       client.close();
       assertReply(answer, reply);
+      if (reply === '550 5.1.8') {
+        assert.match(answer.text, /sender address literal not accepted/);
+      }
     });
   }
 

@@ -1,6 +1,7 @@
 /**
  * Runs queue-store and ingress in the test process on a database of their own, with
- * member.example approved, for tests that need ingress settings of their own.
+ * member.example and no-greylist.example (greylisting off) approved, for tests that need
+ * ingress settings of their own.
  */
 import { loadSettings } from '@secondary-mx/config';
 import { createLogger } from '@secondary-mx/logger';
@@ -54,7 +55,9 @@ export async function startIngressUnderTest(
   const database = new pg.Client({ connectionString: environment.database.url });
   await database.connect();
   await database.query(
-    `INSERT INTO domains (name, member_number, state) VALUES ('member.example', '1001', 'approved')`,
+    `INSERT INTO domains (name, member_number, state, greylist) VALUES
+       ('member.example', '1001', 'approved', true),
+       ('no-greylist.example', '1002', 'approved', false)`,
   );
   const ingress = await startIngress(loadSettings(INGRESS_SETTINGS, settings), logger);
 
