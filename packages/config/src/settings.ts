@@ -318,7 +318,7 @@ export const SETTINGS = {
   ),
   // A default Postfix primary counts its own Received: too and rejects 50 (hopcount_limit).
   MX_MAX_HOPS: setting(
-    '48',
+    '50',
     integer(1, 1000),
     'Received: header fields a stored message may carry, ours included; the rest get 554 5.4.6',
   ),

@@ -108,7 +108,7 @@ test('ingress limits have their defaults', () => {
   assert.equal(settings.MX_SMTP_TIMEOUT, 300_000);
   assert.equal(settings.MX_MAX_ERRORS, 20);
   assert.equal(settings.MX_PREGREET_WAIT, 1000);
-  assert.equal(settings.MX_MAX_HOPS, 48);
+  assert.equal(settings.MX_MAX_HOPS, 50);
   assert.equal(settings.MX_SENDER_DOMAIN_CHECK, true);
   assert.deepEqual(settings.MX_DNSBL_ZONES, []);
   assert.equal(settings.MX_DNS_TIMEOUT, 5000);
