@@ -36,9 +36,10 @@ const MAX_PASS_BYTES = 64 * 1024 * 1024;
 /** Delay before a lease handed back after a failed publish is tried again. */
 const REPUBLISH_DELAY_MS = 5000;
 /**
- * Shortest time between the starts of two passes caused by kicks. Under a stream of new mail
- * each message kicks, so this bounds the passes to a few per second however fast mail
- * arrives, at the cost of up to this much delay before new mail is leased.
+ * Shortest time between the starts of two passes caused by new mail. Under a stream of new
+ * mail each message kicks, so this bounds the passes to a few per second however fast mail
+ * arrives, at the cost of up to this much delay before new mail is leased. Kicks that free job
+ * slots (recorded results, flushes) are not delayed, so a draining destination never idles.
  */
 const KICK_GAP_MS = 100;
 
@@ -46,8 +47,11 @@ export class Scheduler {
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
   private kicked = false;
+  private kickedUrgently = false;
   private stopped = false;
   private lastPassAt = 0;
+  /** When the pending timer fires, in epoch milliseconds. */
+  private timerAt = Number.POSITIVE_INFINITY;
 
   constructor(private readonly options: SchedulerOptions) {}
 
@@ -55,16 +59,23 @@ export class Scheduler {
     this.schedule(0);
   }
 
-  /** Runs a pass as soon as the current one is done. */
-  kick(): void {
+  /**
+   * Runs a pass as soon as the current one is done: at once when urgent (a job slot was freed
+   * or recipients were made due), else no sooner than KICK_GAP_MS after the last pass started.
+   */
+  kick(urgent = false): void {
     if (this.stopped) {
       return;
     }
     if (this.running) {
       this.kicked = true;
+      this.kickedUrgently ||= urgent;
       return;
     }
-    this.schedule(this.kickDelay());
+    const delay = urgent ? 0 : this.kickDelay();
+    if (Date.now() + delay < this.timerAt) {
+      this.schedule(delay);
+    }
   }
 
   private kickDelay(): number {
@@ -79,7 +90,9 @@ export class Scheduler {
 
   private schedule(delayMs: number): void {
     clearTimeout(this.timer);
+    this.timerAt = Date.now() + delayMs;
     this.timer = setTimeout(() => {
+      this.timerAt = Number.POSITIVE_INFINITY;
       this.lastPassAt = Date.now();
       this.running = this.pass()
         .catch((error: unknown) => {
@@ -92,8 +105,10 @@ export class Scheduler {
             return;
           }
           const kicked = this.kicked;
+          const urgent = this.kickedUrgently;
           this.kicked = false;
-          if (full) {
+          this.kickedUrgently = false;
+          if (full || urgent) {
             this.schedule(0);
           } else {
             this.schedule(kicked ? this.kickDelay() : this.options.intervalMs);

@@ -88,7 +88,7 @@ export async function startQueueStore(settings: QueueStoreSettings, logger: Logg
       backoff: { minMs: settings.MX_RETRY_MIN, maxMs: settings.MX_RETRY_MAX },
       probes,
       bounces,
-      onRecorded: () => scheduler.kick(),
+      onRecorded: () => scheduler.kick(true),
     }),
     { prefetch: 64 },
   );
@@ -98,7 +98,7 @@ export async function startQueueStore(settings: QueueStoreSettings, logger: Logg
       void flushDomain(pool, event.domain).then(
         (recipients) => {
           logger.info({ domain: event.domain, recipients }, 'flush requested');
-          scheduler.kick();
+          scheduler.kick(true);
         },
         (error: unknown) => logger.error({ err: error, domain: event.domain }, 'flush failed'),
       );
