@@ -5,11 +5,9 @@
  * greylist deferral (`451 4.7.1`) is policy, and `452 4.5.3` for a recipient past
  * MX_MAX_RECIPIENTS asks the client to send the rest in another transaction. Counting them
  * closed sessions that had recipients accepted, so the sender had to retry them all.
- *
- * NOTE: a client can therefore send RCPT after RCPT without reaching the limit. Each
- * greylisted one costs a greylist request, and only MX_SMTP_TIMEOUT, an idle timeout, ends
- * such a session. Postfix 3.x bounds the same case: it counts overshoot replies past
- * smtpd_recipient_overshoot_limit (default 1000) as errors.
+ * Past RECIPIENT_OVERSHOOT_LIMIT such replies in one session they count after all, as
+ * Postfix's smtpd_recipient_overshoot_limit does, so a client cannot send RCPT after RCPT
+ * without end.
  */
 import type { SMTPServer } from 'smtp-server';
 import { type ConnectionInternals, connectionPrototype } from './smtp-connection-patch.ts';
@@ -27,18 +25,33 @@ const UNCOUNTED_REPLIES: readonly { code: number; enhancedCode: string }[] = [
   { code: 452, enhancedCode: '4.5.3' },
 ];
 
-function isClientError(code: number, data: unknown): boolean {
-  if (code < 400) {
-    return false;
-  }
+/** Uncounted replies in one session after which they count as errors (Postfix's default). */
+const RECIPIENT_OVERSHOOT_LIMIT = 1000;
+
+/** Tells whether the reply is an error reply that the error limit leaves out. */
+function isUncounted(code: number, data: unknown): boolean {
   const text = typeof data === 'string' ? data : '';
-  return !UNCOUNTED_REPLIES.some(
+  return UNCOUNTED_REPLIES.some(
     (reply) => reply.code === code && text.startsWith(`${reply.enhancedCode} `),
   );
 }
 
 const limits = new WeakMap<SMTPServer, ErrorLimit>();
 const errorCounts = new WeakMap<ConnectionInternals, number>();
+const overshootCounts = new WeakMap<ConnectionInternals, number>();
+
+/** Tells whether the reply counts toward the session's error limit, and counts overshoot. */
+function countsAsError(connection: ConnectionInternals, code: number, data: unknown): boolean {
+  if (code < 400) {
+    return false;
+  }
+  if (!isUncounted(code, data)) {
+    return true;
+  }
+  const overshoot = (overshootCounts.get(connection) ?? 0) + 1;
+  overshootCounts.set(connection, overshoot);
+  return overshoot > RECIPIENT_OVERSHOOT_LIMIT;
+}
 let installed = false;
 
 /** Makes a server close sessions after maxErrors error replies, reporting each to onLimit. */
@@ -58,7 +71,10 @@ export function limitErrors(server: SMTPServer, maxErrors: number, onLimit: Erro
     original.call(this, code, data, context);
     const limit = limits.get(this._server);
     // A 421 closes the session anyway.
-    if (!limit || !isClientError(code, data) || code === 421 || this._closing || this._closed) {
+    if (!limit || code === 421 || this._closing || this._closed) {
+      return;
+    }
+    if (!countsAsError(this, code, data)) {
       return;
     }
     const errors = (errorCounts.get(this) ?? 0) + 1;

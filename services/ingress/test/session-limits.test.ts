@@ -210,6 +210,27 @@ describe('error limit', () => {
     assert.equal(await ingress.countMessages(), before + 1);
   });
 
+  test('overshoot past 1000 replies counts', async () => {
+    const { client } = await SmtpClient.connect(ingress.port);
+    await client.command('EHLO client.example');
+    assert.equal((await client.command('MAIL FROM:<alice@sender.example>')).code, 250);
+    for (let i = 1; i <= 100; i++) {
+      assert.equal((await client.command(`RCPT TO:<o${i}@no-greylist.example>`)).code, 250);
+    }
+    for (let i = 101; i <= 1100; i++) {
+      const reply = await client.command(`RCPT TO:<o${i}@no-greylist.example>`);
+      assert.match(reply.text, /^452 4\.5\.3 /, `RCPT ${i}`);
+    }
+    // The next MX_MAX_ERRORS (3) overshoot replies count, and the last one ends the session.
+    for (let i = 1101; i <= 1102; i++) {
+      assert.equal((await client.command(`RCPT TO:<o${i}@no-greylist.example>`)).code, 452);
+    }
+    await client.command('RCPT TO:<o1103@no-greylist.example>');
+    const closing = await client.read();
+    await client.closed();
+    assert.match(closing.text, /^421 4\.7\.0 /);
+  });
+
   test('two errors leave the session open', async () => {
     const { client } = await SmtpClient.connect(ingress.port);
     await client.command('EHLO client.example');
