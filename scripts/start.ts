@@ -6,6 +6,7 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { ConfigError, loadSettings, SETTINGS, type SettingName } from '@secondary-mx/config';
 
 const SERVICES = ['queue-store', 'greylist', 'delivery-worker', 'ingress', 'admin-api'];
 const EX_CONFIG = 78;
@@ -56,6 +57,23 @@ function stop(signal: NodeJS.Signals, exitCode = 0): void {
   setTimeout(() => process.exit(exitCode || 1), 40_000).unref();
 }
 
+/**
+ * Checks every setting of every service before any starts, so that one run lists all invalid
+ * or missing values at once instead of only those of the first service to stop.
+ */
+function checkSettings(): void {
+  try {
+    loadSettings(Object.keys(SETTINGS) as SettingName[]);
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      log(error.message);
+      process.exit(EX_CONFIG);
+    }
+    throw error;
+  }
+}
+
+checkSettings();
 process.on('SIGTERM', () => stop('SIGTERM'));
 process.on('SIGINT', () => stop('SIGTERM'));
 for (const service of SERVICES) {
