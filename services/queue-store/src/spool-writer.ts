@@ -1,6 +1,6 @@
 /**
  * Group commit of spool writes. A message that arrives while no write is in flight is stored
- * at once; messages that arrive during a write are stored together by the next one, in one
+ * at once. Messages that arrive during a write are stored together by the next one, in one
  * statement and one commit. This adds no wait to a lone message and saves a round trip and a
  * WAL flush per message under load.
  *
@@ -11,12 +11,12 @@
  */
 import { insertMessages, type NewMessage, type Pool, withTransaction } from '@secondary-mx/db';
 
-/** Most messages in one statement, which bounds its size and the work lost to one error. */
+/** Maximum messages in one statement, which bounds its size and the work lost to one error. */
 const MAX_BATCH = 64;
 /**
  * Time kept in hand before a deadline for the COMMIT and the reply to reach ingress.
- * NOTE: a COMMIT or a reply slower than this can still store a message that ingress answered
- * with 451; the sender then sends it again, which at worst stores it twice.
+ * NOTE: a COMMIT or a reply slower than this can still store a message after ingress replied
+ * 451, so the sender sends it again and it is stored twice.
  */
 const DEADLINE_MARGIN_MS = 1000;
 
