@@ -19,7 +19,7 @@ import {
 } from '@secondary-mx/db';
 import type { FastifyInstance } from 'fastify';
 import { publishControlEvent } from '../control-events.ts';
-import { errorBody, invalidDomainBody, unknownDomainBody } from '../errors.ts';
+import { type ErrorBody, errorBody, invalidDomainBody, unknownDomainBody } from '../errors.ts';
 import {
   DomainParamsSchema,
   errorResponses,
@@ -62,6 +62,28 @@ function parseEntries(entries: readonly string[], domain: string): string[] {
     }
   });
   return [...localParts];
+}
+
+/**
+ * Parses the domain of the route and one recipient entry of that domain. Returns the domain
+ * and the entry's local-part pattern, or the 400 body that names what is invalid.
+ */
+function parseEntryRequest(
+  domainParam: string,
+  entry: string,
+): { domain: string; localPart: string } | { invalid: ErrorBody } {
+  const domain = normalizeDomain(domainParam);
+  if (!domain) {
+    return { invalid: invalidDomainBody(domainParam) };
+  }
+  try {
+    return { domain, localPart: parseRecipientEntry(entry, domain) };
+  } catch (error) {
+    if (!(error instanceof RecipientPatternError)) {
+      throw error;
+    }
+    return { invalid: errorBody(400, `recipient ${error.message}`) };
+  }
 }
 
 export function recipientRoutes(app: FastifyInstance, deps: { pool: Pool; broker: Broker }): void {
@@ -161,20 +183,11 @@ export function recipientRoutes(app: FastifyInstance, deps: { pool: Pool; broker
       },
     },
     async (request, reply) => {
-      const domain = normalizeDomain(request.params.domain);
-      if (!domain) {
-        return reply.code(400).send(invalidDomainBody(request.params.domain));
+      const parsed = parseEntryRequest(request.params.domain, request.body.recipient);
+      if ('invalid' in parsed) {
+        return reply.code(400).send(parsed.invalid);
       }
-
-      let localPart: string;
-      try {
-        localPart = parseRecipientEntry(request.body.recipient, domain);
-      } catch (error) {
-        if (!(error instanceof RecipientPatternError)) {
-          throw error;
-        }
-        return reply.code(400).send(errorBody(400, `recipient ${error.message}`));
-      }
+      const { domain, localPart } = parsed;
 
       const outcome = await addDomainRecipient(pool, domain, localPart, MAX_RECIPIENT_ENTRIES);
       if (outcome === 'unknown-domain') {
@@ -220,20 +233,11 @@ export function recipientRoutes(app: FastifyInstance, deps: { pool: Pool; broker
       },
     },
     async (request, reply) => {
-      const domain = normalizeDomain(request.params.domain);
-      if (!domain) {
-        return reply.code(400).send(invalidDomainBody(request.params.domain));
+      const parsed = parseEntryRequest(request.params.domain, request.params.recipient);
+      if ('invalid' in parsed) {
+        return reply.code(400).send(parsed.invalid);
       }
-
-      let localPart: string;
-      try {
-        localPart = parseRecipientEntry(request.params.recipient, domain);
-      } catch (error) {
-        if (!(error instanceof RecipientPatternError)) {
-          throw error;
-        }
-        return reply.code(400).send(errorBody(400, `recipient ${error.message}`));
-      }
+      const { domain, localPart } = parsed;
 
       const entry = formatRecipientEntry(localPart, domain);
       if (!(await removeDomainRecipient(pool, domain, localPart))) {
