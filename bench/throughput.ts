@@ -51,7 +51,7 @@ async function waitFor(check: () => Promise<boolean>, timeoutMs: number): Promis
 }
 
 const primaryPort = await freePort();
-// A local DNS server stands in for the resolver: the sender domain resolves, nothing else does.
+// A local DNS server replaces the resolver: the sender domain resolves, nothing else does.
 const dns = await TestDnsServer.start({ 'bench.example': { A: ['127.0.0.1'] } });
 const services: ServiceName[] = ['queue-store', 'greylist', 'ingress', 'admin-api'];
 for (let i = 0; i < workers; i++) {
@@ -100,7 +100,7 @@ try {
   const stored = Object.values(await countStates(database)).reduce((sum, count) => sum + count, 0);
 
   await waitFor(async () => ((await countStates(database)).deferred ?? 0) === stored, 120_000);
-  // smtp-sink refuses to run as root unless told which user to switch to.
+  // smtp-sink exits when run as root unless -u names the user to switch to.
   const sinkUser = process.getuid?.() === 0 ? ['-u', 'nobody'] : [];
   sink = spawn('smtp-sink', [...sinkUser, `127.0.0.1:${primaryPort}`, '256'], {
     stdio: ['ignore', 'ignore', 'inherit'],

@@ -135,8 +135,8 @@ before(async () => {
       MX_RETRY_MAX: '1s',
       MX_SCHEDULER_INTERVAL: '200ms',
       MX_CONNECT_TIMEOUT: '1s',
-      // admin-api drops the change event while it is still connecting to RabbitMQ, and ingress
-      // then sees the new domains only at its next poll.
+      // A short poll as well as the change event, so a domain approved while the services are
+      // still connecting reaches ingress within the test's wait.
       MX_DOMAIN_REFRESH: '1s',
     },
   });

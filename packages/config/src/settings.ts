@@ -80,7 +80,7 @@ function duration(minMs: number, maxMs: number): Parser<number> {
 const HOSTNAME_PATTERN =
   /^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/i;
 
-/** A comma-separated list of durations, sorted ascending; an empty value is an empty list. */
+/** Parses comma-separated durations, sorted ascending. An empty value is an empty list. */
 function durationList(minMs: number, maxMs: number): Parser<number[]> {
   const one = duration(minMs, maxMs);
   return (raw) => {
@@ -218,7 +218,7 @@ function flag(raw: string): boolean | Error {
   return new Error('must be on or off');
 }
 
-/** A comma-separated list of DNS zones such as DNSBL zones; an empty value is an empty list. */
+/** Parses comma-separated DNS zones such as DNSBL zones. An empty value is an empty list. */
 function zoneList(raw: string): string[] | Error {
   const zones: string[] = [];
   for (const part of raw.split(',')) {

@@ -74,7 +74,7 @@ export async function insertMessages(db: Queryable, messages: NewMessage[]): Pro
   return new Set(result.rows.map((row) => row.id));
 }
 
-/** The columns of a message besides its id and bytes, as the JSON that insertMessages reads. */
+/** Builds the JSON of a message's columns besides its id and bytes, as insertMessages reads it. */
 function messageFields(message: NewMessage) {
   return {
     sender: message.sender,

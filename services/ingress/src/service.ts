@@ -85,7 +85,7 @@ export async function startIngress(settings: IngressSettings, logger: Logger) {
   const onEtrn: EtrnHandler = async (domain, session) => {
     const log = logger.child({ session, domain });
     if (!domains.has(domain)) {
-      log.info('ETRN refused: not a member domain');
+      log.info('ETRN rejected: not a member domain');
       return { outcome: 'not-allowed', reason: 'not a member domain' };
     }
     try {

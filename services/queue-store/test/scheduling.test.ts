@@ -36,7 +36,7 @@ const LEASE: LeaseOptions = {
   jobsPerDomain: 1000,
 };
 
-/** Leases like the scheduler, one message per job unless options say otherwise. */
+/** Leases like the scheduler, one message per job unless the options set another limit. */
 async function lease(options: Partial<LeaseOptions> = {}, from = pool): Promise<LeasedJob[]> {
   return leaseDueJobs(from, { ...LEASE, ...options });
 }
