@@ -17,3 +17,4 @@ export * from './reports.ts';
 export * from './results.ts';
 export * from './schedule.ts';
 export * from './spool.ts';
+export * from './tokens.ts';

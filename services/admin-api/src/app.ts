@@ -1,7 +1,7 @@
 /**
  * The admin API as a fastify instance, without listening, so tests can use inject() or listen on
- * a port of their own. Routes under /api require the bearer token, but /health, /metrics and /docs
- * do not.
+ * a port of their own. Routes under /api require a bearer token (auth.ts), but /health, /metrics
+ * and /docs do not.
  */
 import type { Broker } from '@secondary-mx/amqp';
 import type { Pool } from '@secondary-mx/db';
@@ -16,6 +16,7 @@ import { healthRoutes } from './routes/health.ts';
 import { messageRoutes } from './routes/messages.ts';
 import { metricsRoutes } from './routes/metrics.ts';
 import { recipientRoutes } from './routes/recipients.ts';
+import { tokenRoutes } from './routes/tokens.ts';
 
 export interface AppOptions {
   pool: Pool;
@@ -77,11 +78,14 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   metricsRoutes(app, { pool, broker });
   await app.register(
     async (api) => {
-      api.addHook('onRequest', bearerAuth(token));
+      // Set by bearerAuth on every request that passes it.
+      api.decorateRequest('principal', null as never);
+      api.addHook('onRequest', bearerAuth(token, pool));
       domainRoutes(api, { pool, broker });
       recipientRoutes(api, { pool, broker });
       flushRoutes(api, { pool, broker });
       messageRoutes(api, { pool });
+      tokenRoutes(api, { pool });
     },
     { prefix: '/api' },
   );

@@ -25,6 +25,8 @@ function apiRoutes(): [Method, string, object | undefined][] {
     ['PATCH', `/api/domains/${domain}`, { primaryHosts: ['127.0.0.1:2525'] }],
     ['POST', `/api/domains/${domain}/flush`, undefined],
     ['GET', '/api/messages', undefined],
+    ['GET', '/api/tokens', undefined],
+    ['POST', '/api/tokens', { role: 'admin' }],
   ];
 }
 
@@ -56,7 +58,7 @@ describe('bearer token', () => {
         });
         assert.equal(response.statusCode, 401, `${method} ${url} with ${authorization}`);
         assert.match(String(response.headers['www-authenticate']), /error="invalid_token"/);
-        assert.equal(response.json().message, 'invalid bearer token');
+        assert.equal(response.json().message, 'invalid or revoked bearer token');
       }
     }
   });

@@ -161,3 +161,69 @@ export async function registerDomain(app: FastifyInstance, domain: string): Prom
   }
   return response.json<{ domain: string }>().domain;
 }
+
+/** Creates a stored token through the API and returns its Authorization header. */
+export async function createTokenHeader(
+  app: FastifyInstance,
+  role: 'admin' | 'member',
+  domain?: string,
+): Promise<{ authorization: string }> {
+  const response = await app.inject({
+    method: 'POST',
+    url: '/api/tokens',
+    headers: AUTH,
+    payload: domain === undefined ? { role } : { role, domain },
+  });
+  if (response.statusCode !== 201) {
+    throw new Error(`creating a ${role} token failed: ${response.statusCode} ${response.body}`);
+  }
+  return { authorization: `Bearer ${response.json<{ token: string }>().token}` };
+}
+
+export interface RouteRequest {
+  method: 'GET' | 'POST' | 'PATCH' | 'PUT' | 'DELETE';
+  url: string;
+  payload?: object;
+}
+
+/** Status codes expected for one route with each kind of caller. */
+export interface AccessExpectation {
+  admin: number;
+  /** A member token of the domain the route is about. */
+  member: number;
+  /** A member token of another domain. */
+  otherMember: number;
+}
+
+export interface Callers {
+  admin: { authorization: string };
+  member: { authorization: string };
+  otherMember: { authorization: string };
+}
+
+/**
+ * Sends the request with no token (expecting 401) and with each caller's token, and asserts
+ * the status codes. The admin request goes last, so a route that changes state is checked
+ * before the change.
+ */
+export async function assertAccess(
+  app: FastifyInstance,
+  request: RouteRequest | (() => RouteRequest),
+  expected: AccessExpectation,
+  callers: Callers,
+): Promise<void> {
+  const build = typeof request === 'function' ? request : () => request;
+  const label = `${build().method} ${build().url}`;
+  const anonymous = await app.inject(build());
+  if (anonymous.statusCode !== 401) {
+    throw new Error(`${label} without a token: ${anonymous.statusCode}, expected 401`);
+  }
+  for (const caller of ['otherMember', 'member', 'admin'] as const) {
+    const response = await app.inject({ ...build(), headers: callers[caller] });
+    if (response.statusCode !== expected[caller]) {
+      throw new Error(
+        `${label} as ${caller}: ${response.statusCode} ${response.body}, expected ${expected[caller]}`,
+      );
+    }
+  }
+}

@@ -18,6 +18,7 @@ import {
   updateDomain,
 } from '@secondary-mx/db';
 import type { FastifyInstance } from 'fastify';
+import { adminOnly, canAccessDomain, domainScope } from '../auth.ts';
 import { publishControlEvent } from '../control-events.ts';
 import { errorBody, invalidDomainBody, unknownDomainBody } from '../errors.ts';
 import { normalizePrimaryHosts, PrimaryHostError } from '../primary-hosts.ts';
@@ -48,6 +49,9 @@ interface DomainPatchBody {
 
 const PATCH_FIELDS = ['primaryHosts', 'recipientCheck', 'localPartCaseSensitive', 'greylist'];
 
+/** The settings a member token may change on its own domain. */
+const MEMBER_PATCH_FIELDS = ['greylist'];
+
 interface ListQuery {
   state?: DomainState;
 }
@@ -60,6 +64,7 @@ export function domainRoutes(app: FastifyInstance, deps: { pool: Pool; broker: B
   app.post<{ Body: DomainRequestBody }>(
     '/domains',
     {
+      preHandler: adminOnly,
       schema: {
         summary: 'File a request for a domain, which starts in state pending',
         tags: TAGS,
@@ -75,7 +80,7 @@ export function domainRoutes(app: FastifyInstance, deps: { pool: Pool; broker: B
             },
           },
         },
-        response: { 201: DomainSchema, ...errorResponses(400, 401, 409, 503) },
+        response: { 201: DomainSchema, ...errorResponses(400, 401, 403, 409, 503) },
       },
     },
     async (request, reply) => {
@@ -101,11 +106,12 @@ export function domainRoutes(app: FastifyInstance, deps: { pool: Pool; broker: B
   app.post<{ Params: DomainParams }>(
     '/domains/:domain/approve',
     {
+      preHandler: adminOnly,
       schema: {
         summary: 'Approve a domain: it is relayed from now on',
         tags: TAGS,
         params: DomainParamsSchema,
-        response: { 200: DomainSchema, ...errorResponses(400, 401, 404, 503) },
+        response: { 200: DomainSchema, ...errorResponses(400, 401, 403, 404, 503) },
       },
     },
     async (request, reply) => {
@@ -131,7 +137,7 @@ export function domainRoutes(app: FastifyInstance, deps: { pool: Pool; broker: B
       schema: {
         summary:
           'Change the next-hop override, the recipient check or the greylist switch of a domain',
-        description: `Fields left out keep their value. At least one of ${PATCH_FIELDS.join(', ')} is required.`,
+        description: `Fields left out keep their value. At least one of ${PATCH_FIELDS.join(', ')} is required. A member token may change greylist only.`,
         tags: TAGS,
         params: DomainParamsSchema,
         body: {
@@ -161,13 +167,17 @@ export function domainRoutes(app: FastifyInstance, deps: { pool: Pool; broker: B
             },
           },
         },
-        response: { 200: DomainSchema, ...errorResponses(400, 401, 404, 503) },
+        response: { 200: DomainSchema, ...errorResponses(400, 401, 403, 404, 503) },
       },
     },
     async (request, reply) => {
       const domain = normalizeDomain(request.params.domain);
       if (!domain) {
         return reply.code(400).send(invalidDomainBody(request.params.domain));
+      }
+
+      if (!canAccessDomain(request, domain)) {
+        return reply.code(404).send(unknownDomainBody(domain));
       }
 
       const body = request.body ?? {};
@@ -183,6 +193,13 @@ export function domainRoutes(app: FastifyInstance, deps: { pool: Pool; broker: B
               `body/${unknownField} is not a domain setting: use ${PATCH_FIELDS.join(', ')}`,
             ),
           );
+      }
+
+      const memberField = Object.keys(body).find((field) => !MEMBER_PATCH_FIELDS.includes(field));
+      if (request.principal.role === 'member' && memberField !== undefined) {
+        return reply
+          .code(403)
+          .send(errorBody(403, `body/${memberField} can be changed by an administrator only`));
       }
 
       const changes: DomainChanges = {};
@@ -227,6 +244,7 @@ export function domainRoutes(app: FastifyInstance, deps: { pool: Pool; broker: B
     {
       schema: {
         summary: 'List the domains, optionally only those in one state',
+        description: 'A member token sees its own domain only.',
         tags: TAGS,
         querystring: {
           type: 'object',
@@ -243,7 +261,10 @@ export function domainRoutes(app: FastifyInstance, deps: { pool: Pool; broker: B
       },
     },
     async (request, reply) => {
-      const rows = await listDomains(pool, request.query.state);
+      const scope = domainScope(request);
+      const rows = (await listDomains(pool, request.query.state)).filter(
+        (row) => scope === undefined || row.name === scope,
+      );
       return reply.send({ domains: rows.map(toDomainResponse) });
     },
   );
@@ -264,7 +285,7 @@ export function domainRoutes(app: FastifyInstance, deps: { pool: Pool; broker: B
         return reply.code(400).send(invalidDomainBody(request.params.domain));
       }
 
-      const row = await getDomain(pool, domain);
+      const row = canAccessDomain(request, domain) ? await getDomain(pool, domain) : undefined;
       if (!row) {
         return reply.code(404).send(unknownDomainBody(domain));
       }

@@ -4,6 +4,7 @@ import { normalizeDomain } from '@secondary-mx/address';
 import type { Broker } from '@secondary-mx/amqp';
 import { flushDomain, getDomain, type Pool } from '@secondary-mx/db';
 import type { FastifyInstance } from 'fastify';
+import { canAccessDomain } from '../auth.ts';
 import { publishControlEvent } from '../control-events.ts';
 import { invalidDomainBody, unknownDomainBody } from '../errors.ts';
 import { DomainParamsSchema, errorResponses } from '../schemas.ts';
@@ -35,7 +36,7 @@ export function flushRoutes(app: FastifyInstance, deps: { pool: Pool; broker: Br
         return reply.code(400).send(invalidDomainBody(request.params.domain));
       }
 
-      if (!(await getDomain(deps.pool, domain))) {
+      if (!canAccessDomain(request, domain) || !(await getDomain(deps.pool, domain))) {
         return reply.code(404).send(unknownDomainBody(domain));
       }
 

@@ -3,6 +3,7 @@ import { normalizeDomain } from '@secondary-mx/address';
 import { RECIPIENT_STATES, type RecipientState } from '@secondary-mx/contracts';
 import { listMessages, type Pool } from '@secondary-mx/db';
 import type { FastifyInstance } from 'fastify';
+import { domainScope } from '../auth.ts';
 import { invalidDomainBody } from '../errors.ts';
 import { errorResponses, MessageSchema } from '../schemas.ts';
 import { toMessageResponse } from '../views.ts';
@@ -70,6 +71,14 @@ export function messageRoutes(app: FastifyInstance, deps: { pool: Pool }): void 
         if (!domain) {
           return reply.code(400).send(invalidDomainBody(request.query.domain));
         }
+      }
+
+      const scope = domainScope(request);
+      if (scope !== undefined) {
+        if (domain !== undefined && domain !== scope) {
+          return reply.send({ messages: [], nextCursor: null });
+        }
+        domain = scope;
       }
 
       const messages = await listMessages(deps.pool, { domain, state, limit, after: cursor });

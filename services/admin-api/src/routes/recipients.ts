@@ -18,6 +18,7 @@ import {
   replaceDomainRecipients,
 } from '@secondary-mx/db';
 import type { FastifyInstance } from 'fastify';
+import { adminOnly } from '../auth.ts';
 import { publishControlEvent } from '../control-events.ts';
 import { type ErrorBody, errorBody, invalidDomainBody, unknownDomainBody } from '../errors.ts';
 import {
@@ -92,11 +93,12 @@ export function recipientRoutes(app: FastifyInstance, deps: { pool: Pool; broker
   app.get<{ Params: DomainParams }>(
     '/domains/:domain/recipients',
     {
+      preHandler: adminOnly,
       schema: {
         summary: "Show a domain's recipient list",
         tags: TAGS,
         params: DomainParamsSchema,
-        response: { 200: RecipientListSchema, ...errorResponses(400, 401, 404, 503) },
+        response: { 200: RecipientListSchema, ...errorResponses(400, 401, 403, 404, 503) },
       },
     },
     async (request, reply) => {
@@ -116,6 +118,7 @@ export function recipientRoutes(app: FastifyInstance, deps: { pool: Pool; broker
   app.put<{ Params: DomainParams; Body: { recipients: string[] } }>(
     '/domains/:domain/recipients',
     {
+      preHandler: adminOnly,
       schema: {
         summary: "Replace a domain's recipient list",
         description:
@@ -133,7 +136,7 @@ export function recipientRoutes(app: FastifyInstance, deps: { pool: Pool; broker
             },
           },
         },
-        response: { 200: RecipientListSchema, ...errorResponses(400, 401, 404, 503) },
+        response: { 200: RecipientListSchema, ...errorResponses(400, 401, 403, 404, 503) },
       },
     },
     async (request, reply) => {
@@ -165,6 +168,7 @@ export function recipientRoutes(app: FastifyInstance, deps: { pool: Pool; broker
   app.post<{ Params: DomainParams; Body: { recipient: string } }>(
     '/domains/:domain/recipients',
     {
+      preHandler: adminOnly,
       schema: {
         summary: "Add one entry to a domain's recipient list",
         description: 'Answers 201 when the entry was added and 200 when it was already listed.',
@@ -178,7 +182,7 @@ export function recipientRoutes(app: FastifyInstance, deps: { pool: Pool; broker
         response: {
           200: RecipientListSchema,
           201: RecipientListSchema,
-          ...errorResponses(400, 401, 404, 409, 503),
+          ...errorResponses(400, 401, 403, 404, 409, 503),
         },
       },
     },
@@ -217,6 +221,7 @@ export function recipientRoutes(app: FastifyInstance, deps: { pool: Pool; broker
   app.delete<{ Params: EntryParams }>(
     '/domains/:domain/recipients/:recipient',
     {
+      preHandler: adminOnly,
       schema: {
         summary: "Remove one entry from a domain's recipient list",
         description: 'The entry is written as when it was added, URL-encoded: `sales-*@`.',
@@ -229,7 +234,7 @@ export function recipientRoutes(app: FastifyInstance, deps: { pool: Pool; broker
             recipient: RecipientEntrySchema,
           },
         },
-        response: { 200: RecipientListSchema, ...errorResponses(400, 401, 404, 503) },
+        response: { 200: RecipientListSchema, ...errorResponses(400, 401, 403, 404, 503) },
       },
     },
     async (request, reply) => {
