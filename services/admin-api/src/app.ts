@@ -8,7 +8,7 @@ import type { Pool } from '@secondary-mx/db';
 import type { Logger } from '@secondary-mx/logger';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { bearerAuth } from './auth.ts';
-import { installErrorHandlers } from './errors.ts';
+import { formatValidationErrors, installErrorHandlers } from './errors.ts';
 import { registerOpenApi } from './openapi.ts';
 import { domainRoutes } from './routes/domains.ts';
 import { flushRoutes } from './routes/flush.ts';
@@ -66,8 +66,11 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   const app = Fastify({
     loggerInstance: logger as FastifyBaseLogger,
     // Fastify's default, 'array', also wraps a scalar into an array and unwraps a one-element
-    // array, so `"primaryHosts": "mx"` would pass. Only scalars are converted here.
-    ajv: { customOptions: { coerceTypes: true } },
+    // array, so `"primaryHosts": "mx"` would pass. Only scalars are converted here. Fastify
+    // also removes properties that a schema with additionalProperties: false does not list;
+    // with removeAdditional off they are rejected with a 400 that names them.
+    ajv: { customOptions: { coerceTypes: true, removeAdditional: false } },
+    schemaErrorFormatter: formatValidationErrors,
   });
 
   installErrorHandlers(app);

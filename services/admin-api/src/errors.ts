@@ -3,7 +3,7 @@
  * the HTTP reason phrase and `message` states what failed on which value.
  */
 import { STATUS_CODES } from 'node:http';
-import type { FastifyError, FastifyInstance } from 'fastify';
+import type { FastifyError, FastifyInstance, FastifySchemaValidationError } from 'fastify';
 import { classifyDatabaseError } from './database-errors.ts';
 
 export interface ErrorBody {
@@ -47,6 +47,25 @@ export function installErrorHandlers(app: FastifyInstance): void {
   app.setNotFoundHandler((request, reply) => {
     return reply.code(404).send(errorBody(404, `route ${request.method} ${request.url} not found`));
   });
+}
+
+/**
+ * Builds the error of a failed schema validation, naming the field: `body/role must be equal to
+ * one of the allowed values`, or `body/colour is not a known field` for an unlisted property.
+ */
+export function formatValidationErrors(
+  errors: FastifySchemaValidationError[],
+  dataVar: string,
+): Error {
+  const messages = errors.map((error) => {
+    const path = `${dataVar}${error.instancePath}`;
+    const unknownField = error.params.additionalProperty;
+    if (error.keyword === 'additionalProperties' && typeof unknownField === 'string') {
+      return `${path}/${unknownField} is not a known field`;
+    }
+    return `${path} ${error.message ?? 'is invalid'}`;
+  });
+  return new Error(messages.join(', '));
 }
 
 export function invalidDomainBody(value: string): ErrorBody {

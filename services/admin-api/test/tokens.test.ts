@@ -170,6 +170,7 @@ describe('stored tokens', () => {
       [{ role: 'member' }, /domain/],
       [{ role: 'member', domain: 'not a domain' }, /not a valid domain/],
       [{ role: 'admin', domain }, /domain/],
+      [{ role: 'admin', colour: 'red' }, /^body\/colour is not a known field$/],
     ];
     for (const [payload, message] of cases) {
       const response = await harness.app.inject({
