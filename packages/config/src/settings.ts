@@ -119,8 +119,15 @@ function hostnameList(raw: string): string[] | Error {
   return names.length > 0 ? names : new Error('must list at least one host name');
 }
 
-/** Parses `host:port`, `[v6]:port` or `:port`. */
-export function parseHostPort(raw: string, defaultPort?: number): ListenAddress | Error {
+/**
+ * Parses `host:port`, `[v6]:port` or `:port`. Port 0 is accepted only with `minPort` 0, for a
+ * listener that takes any free port.
+ */
+export function parseHostPort(
+  raw: string,
+  defaultPort?: number,
+  minPort = 1,
+): ListenAddress | Error {
   const trimmed = raw.trim();
   if (/^[0-9a-f]*:[0-9a-f]*:[0-9a-f:.]*$/i.test(trimmed)) {
     // A bare IPv6 address has no port; with a port it must be written [v6]:port.
@@ -138,8 +145,8 @@ export function parseHostPort(raw: string, defaultPort?: number): ListenAddress 
   if (port === undefined) {
     return new Error('must include a port');
   }
-  if (port < 1 || port > 65535) {
-    return new Error('port must be between 1 and 65535');
+  if (port < minPort || port > 65535) {
+    return new Error(`port must be between ${minPort} and 65535`);
   }
   return { host: host === '' ? '0.0.0.0' : host, port };
 }
@@ -148,9 +155,12 @@ function listen(raw: string): ListenAddress | Error {
   return parseHostPort(raw);
 }
 
-/** Parses a listen address. An empty value returns undefined, which turns the listener off. */
+/**
+ * Parses the listen address of a metrics and health listener. An empty value returns undefined,
+ * which turns the listener off, and port 0 takes any free port.
+ */
 function optionalListen(raw: string): ListenAddress | undefined | Error {
-  return raw.trim() === '' ? undefined : parseHostPort(raw);
+  return raw.trim() === '' ? undefined : parseHostPort(raw, undefined, 0);
 }
 
 /** Applies a parser to each part of a comma-separated list; an empty value is an empty list. */
@@ -450,7 +460,22 @@ export const SETTINGS = {
   MX_INGRESS_METRICS_LISTEN: setting(
     '127.0.0.1:9101',
     optionalListen,
-    'ingress Prometheus metrics listener, host:port; empty turns it off',
+    'ingress listener of /metrics and /health, host:port; port 0 takes a free port, empty turns it off',
+  ),
+  MX_GREYLIST_METRICS_LISTEN: setting(
+    '127.0.0.1:9102',
+    optionalListen,
+    'greylist listener of /metrics and /health, host:port; port 0 takes a free port, empty turns it off',
+  ),
+  MX_QUEUE_STORE_METRICS_LISTEN: setting(
+    '127.0.0.1:9103',
+    optionalListen,
+    'queue-store listener of /metrics and /health, host:port; port 0 takes a free port, empty turns it off',
+  ),
+  MX_DELIVERY_METRICS_LISTEN: setting(
+    '127.0.0.1:9104',
+    optionalListen,
+    'delivery-worker listener of /metrics and /health, host:port; each replica on one host needs its own port or port 0; empty turns it off',
   ),
   MX_RETENTION: setting('7d', duration(SECOND, 365 * DAY), 'how long final messages stay visible'),
   MX_DOMAIN_REFRESH: setting(

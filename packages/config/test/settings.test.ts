@@ -255,3 +255,47 @@ test('lease time must exceed delivery timeout', () => {
   const defaults = loadSettings(['MX_LEASE_TIME', 'MX_DELIVERY_TIMEOUT'], {});
   assert.ok(defaults.MX_LEASE_TIME > defaults.MX_DELIVERY_TIMEOUT);
 });
+
+test('metrics listeners take port 0 and default per service', () => {
+  const names = [
+    'MX_INGRESS_METRICS_LISTEN',
+    'MX_GREYLIST_METRICS_LISTEN',
+    'MX_QUEUE_STORE_METRICS_LISTEN',
+    'MX_DELIVERY_METRICS_LISTEN',
+  ] as const;
+  const defaults = loadSettings(names, {});
+  assert.deepEqual(defaults.MX_INGRESS_METRICS_LISTEN, { host: '127.0.0.1', port: 9101 });
+  assert.deepEqual(defaults.MX_GREYLIST_METRICS_LISTEN, { host: '127.0.0.1', port: 9102 });
+  assert.deepEqual(defaults.MX_QUEUE_STORE_METRICS_LISTEN, { host: '127.0.0.1', port: 9103 });
+  assert.deepEqual(defaults.MX_DELIVERY_METRICS_LISTEN, { host: '127.0.0.1', port: 9104 });
+
+  const anyPort = loadSettings(names, {
+    MX_INGRESS_METRICS_LISTEN: '0.0.0.0:0',
+    MX_GREYLIST_METRICS_LISTEN: '[::1]:0',
+    MX_QUEUE_STORE_METRICS_LISTEN: ':0',
+    MX_DELIVERY_METRICS_LISTEN: '',
+  });
+  assert.deepEqual(anyPort.MX_INGRESS_METRICS_LISTEN, { host: '0.0.0.0', port: 0 });
+  assert.deepEqual(anyPort.MX_GREYLIST_METRICS_LISTEN, { host: '::1', port: 0 });
+  assert.deepEqual(anyPort.MX_QUEUE_STORE_METRICS_LISTEN, { host: '0.0.0.0', port: 0 });
+  assert.equal(anyPort.MX_DELIVERY_METRICS_LISTEN, undefined);
+});
+
+test('port 0 is rejected for SMTP and admin', () => {
+  assert.throws(
+    () =>
+      loadSettings(['MX_SMTP_LISTEN', 'MX_ADMIN_LISTEN'], {
+        MX_SMTP_LISTEN: '127.0.0.1:0',
+        MX_ADMIN_LISTEN: '127.0.0.1:0',
+      }),
+    (error: unknown) => {
+      assert.ok(error instanceof ConfigError);
+      assert.equal(error.problems.length, 2, error.message);
+      assert.match(
+        error.message,
+        /MX_SMTP_LISTEN="127\.0\.0\.1:0" port must be between 1 and 65535/,
+      );
+      return true;
+    },
+  );
+});
