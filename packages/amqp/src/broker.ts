@@ -31,6 +31,13 @@ export class RpcUnroutableError extends Error {
   override name = 'RpcUnroutableError';
 }
 
+/**
+ * Kinds of RabbitMQ failures reported to error listeners: a connection attempt failed, an open
+ * connection was lost, a channel failed, or the broker did not confirm a publish.
+ */
+export const BROKER_ERROR_KINDS = ['connect', 'connection', 'channel', 'publish'] as const;
+export type BrokerErrorKind = (typeof BROKER_ERROR_KINDS)[number];
+
 export interface BrokerOptions {
   url: string;
   prefix: string;
@@ -81,11 +88,23 @@ export class Broker {
   private stopping = false;
   private reconnectTimer: NodeJS.Timeout | undefined;
   private attempt = 0;
+  private readonly errorListeners: ((kind: BrokerErrorKind) => void)[] = [];
 
   constructor(private readonly options: BrokerOptions) {}
 
   get connected(): boolean {
     return this.publisher !== undefined;
+  }
+
+  /** Calls the listener on every failure of a kind in BROKER_ERROR_KINDS, for error metrics. */
+  onError(listener: (kind: BrokerErrorKind) => void): void {
+    this.errorListeners.push(listener);
+  }
+
+  private reportError(kind: BrokerErrorKind): void {
+    for (const listener of this.errorListeners) {
+      listener(kind);
+    }
   }
 
   /** Returns the prefixed name of a queue or exchange. */
@@ -132,16 +151,18 @@ export class Broker {
       this.connection = connection;
 
       const publisher = await connection.createConfirmChannel();
-      publisher.on('error', (error: Error) =>
-        log.warn({ err: error }, 'RabbitMQ publish channel error'),
-      );
+      publisher.on('error', (error: Error) => {
+        this.reportError('channel');
+        log.warn({ err: error }, 'RabbitMQ publish channel error');
+      });
       publisher.on('close', () => this.onChannelLost(connection));
       await publisher.assertExchange(this.name(EXCHANGE.control), 'fanout', { durable: true });
 
       const rpcChannel = await connection.createChannel();
-      rpcChannel.on('error', (error: Error) =>
-        log.warn({ err: error }, 'RabbitMQ RPC channel error'),
-      );
+      rpcChannel.on('error', (error: Error) => {
+        this.reportError('channel');
+        log.warn({ err: error }, 'RabbitMQ RPC channel error');
+      });
       rpcChannel.on('close', () => this.onChannelLost(connection));
       rpcChannel.on('return', (message: ConsumeMessage) => this.onReturned(message));
       await rpcChannel.consume(DIRECT_REPLY_TO, (message) => this.onReply(message), {
@@ -164,6 +185,7 @@ export class Broker {
         resolve();
       }
     } catch (error) {
+      this.reportError('connect');
       const delay = Math.min(RECONNECT_MAX_MS, RECONNECT_MIN_MS * 2 ** Math.min(this.attempt, 10));
       log.warn(
         { err: error, attempt: this.attempt, retryInMs: delay },
@@ -211,6 +233,7 @@ export class Broker {
     if (this.stopping) {
       return;
     }
+    this.reportError('connection');
     this.options.logger.warn('RabbitMQ connection lost, reconnecting');
     this.attempt = 1;
     this.scheduleReconnect(RECONNECT_MIN_MS);
@@ -243,12 +266,13 @@ export class Broker {
 
   private async startConsumer(connection: ChannelModel, consumer: ConsumerSpec): Promise<void> {
     const channel = await connection.createChannel();
-    channel.on('error', (error: Error) =>
+    channel.on('error', (error: Error) => {
+      this.reportError('channel');
       this.options.logger.warn(
         { err: error, queue: consumer.name },
         'RabbitMQ consumer channel error',
-      ),
-    );
+      );
+    });
     channel.on('close', () => this.onChannelLost(connection));
     await channel.prefetch(consumer.prefetch);
     let queue = consumer.name;
@@ -369,11 +393,14 @@ export class Broker {
       this.declaredQueues.add(queue);
     }
     await new Promise<void>((resolve, reject) => {
-      publisher.sendToQueue(queue, content, { persistent: true, ...options }, (error) =>
-        error
-          ? reject(new BrokerUnavailableError(`RabbitMQ did not confirm the publish to ${queue}`))
-          : resolve(),
-      );
+      publisher.sendToQueue(queue, content, { persistent: true, ...options }, (error) => {
+        if (error) {
+          this.reportError('publish');
+          reject(new BrokerUnavailableError(`RabbitMQ did not confirm the publish to ${queue}`));
+        } else {
+          resolve();
+        }
+      });
     });
   }
 
@@ -385,11 +412,14 @@ export class Broker {
     }
     const exchange = this.name(baseExchange);
     await new Promise<void>((resolve, reject) => {
-      publisher.publish(exchange, '', content, { persistent: false }, (error) =>
-        error
-          ? reject(new BrokerUnavailableError(`RabbitMQ did not confirm the event on ${exchange}`))
-          : resolve(),
-      );
+      publisher.publish(exchange, '', content, { persistent: false }, (error) => {
+        if (error) {
+          this.reportError('publish');
+          reject(new BrokerUnavailableError(`RabbitMQ did not confirm the event on ${exchange}`));
+        } else {
+          resolve();
+        }
+      });
     });
   }
 
@@ -422,11 +452,38 @@ export class Broker {
       } catch (error) {
         clearTimeout(timer);
         this.pendingCalls.delete(correlationId);
+        this.reportError('publish');
         reject(
           new BrokerUnavailableError(`publishing to ${queue} failed: ${(error as Error).message}`),
         );
       }
     });
+  }
+
+  /**
+   * Returns how many consumers a queue has, 0 when the queue does not exist, or undefined while
+   * RabbitMQ is not connected. It uses a channel of its own, because the passive declare of a
+   * missing queue closes the channel it runs on.
+   */
+  async consumerCount(baseQueue: string): Promise<number | undefined> {
+    const connection = this.connection;
+    if (!connection || !this.connected) {
+      return undefined;
+    }
+    const channel = await connection.createChannel();
+    // A missing queue fails the channel with 404; the rejected checkQueue reports it.
+    channel.on('error', () => undefined);
+    try {
+      const { consumerCount } = await channel.checkQueue(this.name(baseQueue));
+      return consumerCount;
+    } catch (error) {
+      if ((error as { code?: unknown }).code === 404) {
+        return 0;
+      }
+      throw error;
+    } finally {
+      await channel.close().catch(() => undefined);
+    }
   }
 
   private onReply(message: ConsumeMessage | null): void {

@@ -1,6 +1,8 @@
 export type { ConsumeMessage } from 'amqplib';
 export {
+  BROKER_ERROR_KINDS,
   Broker,
+  type BrokerErrorKind,
   type BrokerOptions,
   BrokerUnavailableError,
   type ConsumeOptions,

@@ -73,6 +73,20 @@ export const GreylistCheckRequestSchema = z.object({
 });
 export type GreylistCheckRequest = z.infer<typeof GreylistCheckRequestSchema>;
 
+/** Every reason a greylist verdict gives; see GreylistCheckReplySchema's `reason`. */
+export const GREYLIST_REASONS = [
+  'new',
+  'too-early',
+  'retried',
+  'no-delay',
+  'whitelisted',
+  'auto-whitelisted',
+  'whitelisted-client',
+  'whitelisted-name',
+  'whitelisted-sender',
+  'invalid-request',
+] as const;
+
 export const GreylistCheckReplySchema = z.object({
   action: z.enum(['pass', 'defer']),
   /** Seconds until a retry can pass, for `defer`. */
