@@ -84,9 +84,12 @@ export function testEnvironment(label = 'smx'): TestEnvironment {
       // Nothing answers on port 9, so a test that starts no DNS server of its own gets fast
       // failures instead of queries to the machine's resolver.
       DNS_SERVERS: '127.0.0.1:9',
-      // Off, so parallel runs do not compete for the default port; a test that reads the
-      // metrics sets a free port.
+      // Off, so parallel runs do not compete for the default ports. A test that reads the
+      // metrics or the health sets port 0 or a free port.
       MX_INGRESS_METRICS_LISTEN: '',
+      MX_GREYLIST_METRICS_LISTEN: '',
+      MX_QUEUE_STORE_METRICS_LISTEN: '',
+      MX_DELIVERY_METRICS_LISTEN: '',
     },
   };
 }

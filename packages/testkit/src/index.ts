@@ -1,6 +1,7 @@
 export * from './broker-cleanup.ts';
 export * from './dns-server.ts';
 export * from './environment.ts';
+export * from './metrics.ts';
 export * from './services.ts';
 export * from './smtp-client.ts';
 export * from './smtp-primary.ts';
