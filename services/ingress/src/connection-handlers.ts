@@ -10,6 +10,7 @@ type Callback = (error?: Error | null) => void;
 
 export function onConnect(context: HandlerContext, limits: ConnectionLimits) {
   return (session: SMTPServerSession, callback: Callback): void => {
+    context.metrics.countSession();
     const log = context.logger.child({ session: session.id, client: session.remoteAddress });
     const refusal = limits.admit(session);
     if (refusal) {

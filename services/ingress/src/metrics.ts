@@ -2,21 +2,21 @@
  * Prometheus metrics of ingress, in a registry of its own that packages/metrics serves on
  * MX_INGRESS_METRICS_LISTEN.
  */
-import { Counter, collectDefaultMetrics, Registry } from 'prom-client';
+import { BROKER_ERROR_KINDS } from '@secondary-mx/amqp';
+import { GREYLIST_REASONS } from '@secondary-mx/contracts';
+import { registerBackendMetrics } from '@secondary-mx/metrics';
+import { Counter, collectDefaultMetrics, Gauge, Registry } from 'prom-client';
 
-/** Verdict reasons the greylist service sends; any other counts as `other`, to bound labels. */
-const KNOWN_REASONS = new Set([
-  'new',
-  'too-early',
-  'retried',
-  'no-delay',
-  'whitelisted',
-  'auto-whitelisted',
-  'whitelisted-client',
-  'whitelisted-name',
-  'whitelisted-sender',
-  'invalid-request',
-]);
+/** Reasons outside this set count as `other`, so a changed peer cannot grow the labels. */
+const KNOWN_REASONS: ReadonlySet<string> = new Set(GREYLIST_REASONS);
+
+/** The live state that gauges read at scrape time. */
+export interface IngressMetricSources {
+  /** SMTP sessions admitted and not yet closed. */
+  activeSessions: () => number;
+  rabbitmqConnected: () => boolean;
+  redisReady: () => boolean;
+}
 
 export interface IngressMetrics {
   registry: Registry;
@@ -24,9 +24,15 @@ export interface IngressMetrics {
   countVerdict(action: 'pass' | 'defer', reason: string): void;
   /** Counts a check without a verdict in time, by the MX_GREYLIST_ON_ERROR policy applied. */
   countUnavailable(policy: 'open' | 'closed'): void;
+  /** Counts a TCP connection to the SMTP listener, admitted or not. */
+  countSession(): void;
+  /** Counts one SMTP reply by its three-digit code. */
+  countReply(code: number): void;
+  countRabbitmqError(kind: string): void;
+  countRedisError(kind: string): void;
 }
 
-export function createIngressMetrics(): IngressMetrics {
+export function createIngressMetrics(sources: IngressMetricSources): IngressMetrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
   const verdicts = new Counter({
@@ -41,6 +47,39 @@ export function createIngressMetrics(): IngressMetrics {
     labelNames: ['policy'],
     registers: [registry],
   });
+  const sessions = new Counter({
+    name: 'secondary_mx_smtp_sessions_total',
+    help: 'TCP connections to the SMTP listener, including those refused with 421 by the connection limits.',
+    registers: [registry],
+  });
+  new Gauge({
+    name: 'secondary_mx_smtp_sessions_active',
+    help: 'SMTP sessions admitted by the connection limits and not yet closed.',
+    registers: [registry],
+    collect() {
+      this.set(sources.activeSessions());
+    },
+  });
+  const replies = new Counter({
+    name: 'secondary_mx_smtp_replies_total',
+    help: 'SMTP replies sent, by reply code, including the greeting and the replies that close a session.',
+    labelNames: ['code'],
+    registers: [registry],
+  });
+  const countRabbitmqError = registerBackendMetrics(registry, {
+    backend: 'rabbitmq',
+    upMeaning: 'connected to RabbitMQ',
+    errorMeaning: 'RabbitMQ failures: connect, connection (lost), channel, publish (not confirmed)',
+    errorKinds: BROKER_ERROR_KINDS,
+    isUp: sources.rabbitmqConnected,
+  });
+  const countRedisError = registerBackendMetrics(registry, {
+    backend: 'redis',
+    upMeaning: 'connected to Redis, which holds the verify cache',
+    errorMeaning: 'Redis connection errors',
+    errorKinds: ['connection'],
+    isUp: sources.redisReady,
+  });
   return {
     registry,
     countVerdict(action, reason) {
@@ -49,5 +88,13 @@ export function createIngressMetrics(): IngressMetrics {
     countUnavailable(policy) {
       unavailable.inc({ policy });
     },
+    countSession() {
+      sessions.inc();
+    },
+    countReply(code) {
+      replies.inc({ code: String(code) });
+    },
+    countRabbitmqError,
+    countRedisError,
   };
 }

@@ -6,9 +6,9 @@
 
 import { normalizeDomain } from '@secondary-mx/address';
 import { Broker } from '@secondary-mx/amqp';
-import { EXCHANGE, parseControlEvent } from '@secondary-mx/contracts';
+import { EXCHANGE, parseControlEvent, QUEUE } from '@secondary-mx/contracts';
 import type { Logger } from '@secondary-mx/logger';
-import { type MetricsServer, startMetricsServer } from '@secondary-mx/metrics';
+import { type HealthChecks, type MetricsServer, startMetricsServer } from '@secondary-mx/metrics';
 import { SMTPServer } from 'smtp-server';
 import { ApprovedDomains } from './approved-domains.ts';
 import { onClose, onConnect } from './connection-handlers.ts';
@@ -23,6 +23,7 @@ import { rejectEarlyTalkers } from './pregreet.ts';
 import { PregreetPasses } from './pregreet-passes.ts';
 import { RecipientVerifier } from './recipient-verifier.ts';
 import { closeRedis, connectRedis } from './redis.ts';
+import { countReplies } from './reply-counter.ts';
 import { createReverseResolver } from './reverse-resolver.ts';
 import { SenderDomainChecker } from './sender-domain.ts';
 import type { IngressSettings } from './settings.ts';
@@ -32,6 +33,37 @@ import { VerifyCache } from './verify-cache.ts';
 
 /** How long SMTP sessions in progress may go on after a stop signal. */
 const CLOSE_TIMEOUT_MS = 20_000;
+
+/** Returns 'ok' while the RPC queue has a consumer, and 'unknown' while RabbitMQ is down. */
+async function checkConsumers(broker: Broker, queue: string): Promise<string> {
+  const consumers = await broker.consumerCount(queue);
+  if (consumers === undefined) {
+    return 'unknown';
+  }
+  return consumers > 0 ? 'ok' : 'not consuming';
+}
+
+/**
+ * Builds the checks of what ingress needs to reply 250 after DATA: RabbitMQ, a queue-store
+ * consuming spool.store, and the approved domains, without which every RCPT gets 451. With
+ * MX_GREYLIST_ON_ERROR=closed a greylist service is needed too. Redis is left out, because a
+ * failed cache read counts as a miss.
+ */
+function ingressHealthChecks(
+  settings: IngressSettings,
+  broker: Broker,
+  domains: ApprovedDomains,
+): HealthChecks {
+  const checks: HealthChecks = {
+    rabbitmq: () => (broker.connected ? 'ok' : 'disconnected'),
+    'queue-store': () => checkConsumers(broker, QUEUE.spoolStore),
+    domains: () => (domains.loaded ? 'ok' : 'not loaded'),
+  };
+  if (settings.MX_GREYLIST_ON_ERROR === 'closed') {
+    checks.greylist = () => checkConsumers(broker, QUEUE.greylistCheck);
+  }
+  return checks;
+}
 
 export async function startIngress(settings: IngressSettings, logger: Logger) {
   installEnhancedCodeShim();
@@ -49,8 +81,19 @@ export async function startIngress(settings: IngressSettings, logger: Logger) {
       void domains.reload();
     }
   });
-  const metrics = createIngressMetrics();
+  const limits = new ConnectionLimits(
+    settings.MX_HOSTNAME,
+    settings.MX_MAX_CONNECTIONS,
+    settings.MX_MAX_CONNECTIONS_PER_CLIENT,
+  );
   const redis = connectRedis(settings.REDIS_URL, logger);
+  const metrics = createIngressMetrics({
+    activeSessions: () => limits.size,
+    rabbitmqConnected: () => broker.connected,
+    redisReady: () => redis.status === 'ready',
+  });
+  broker.onError((kind) => metrics.countRabbitmqError(kind));
+  redis.on('error', () => metrics.countRedisError('connection'));
   const verifier = new RecipientVerifier(
     broker,
     new VerifyCache(
@@ -77,11 +120,6 @@ export async function startIngress(settings: IngressSettings, logger: Logger) {
     metrics,
     pregreet: new PregreetPasses(settings.MX_PREGREET_TTL),
   };
-  const limits = new ConnectionLimits(
-    settings.MX_HOSTNAME,
-    settings.MX_MAX_CONNECTIONS,
-    settings.MX_MAX_CONNECTIONS_PER_CLIENT,
-  );
   const onEtrn: EtrnHandler = async (domain, session) => {
     const log = logger.child({ session, domain });
     if (!domains.has(domain)) {
@@ -131,6 +169,8 @@ export async function startIngress(settings: IngressSettings, logger: Logger) {
     onClose: onClose(context, limits),
   });
   server.on('error', (error) => logger.error({ err: error }, 'SMTP server error'));
+  // Before limitErrors, so that its closing 421 is counted too (see reply-counter.ts).
+  countReplies(server, (code) => metrics.countReply(code));
   rejectEarlyTalkers(server, (session, client) => {
     context.pregreet.rejectEarlyTalker(session, client);
     logger.info({ session, client, reply: 554 }, 'client sent a command before the greeting');
@@ -149,6 +189,7 @@ export async function startIngress(settings: IngressSettings, logger: Logger) {
       metrics.registry,
       settings.MX_INGRESS_METRICS_LISTEN,
       logger,
+      ingressHealthChecks(settings, broker, domains),
     );
   }
 
