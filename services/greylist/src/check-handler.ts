@@ -15,10 +15,22 @@ import type { GreylistPolicy } from './policy.ts';
 
 export type CheckHandler = (content: Buffer) => Promise<Buffer>;
 
+/** Counters that the check handler updates. */
+export interface CheckObserver {
+  countVerdict(verdict: GreylistCheckReply): void;
+  countRedisError(kind: 'command'): void;
+}
+
+const NO_OBSERVER: CheckObserver = {
+  countVerdict: () => undefined,
+  countRedisError: () => undefined,
+};
+
 export function createCheckHandler(
   policy: GreylistPolicy,
   logger: Logger,
   delayMs: number,
+  observer: CheckObserver = NO_OBSERVER,
 ): CheckHandler {
   const invalidReply: GreylistCheckReply = {
     action: 'defer',
@@ -33,6 +45,7 @@ export function createCheckHandler(
         { session: parsed.session, problem: parsed.problem },
         'invalid greylist check request',
       );
+      observer.countVerdict(invalidReply);
       return encodeReply(invalidReply);
     }
 
@@ -41,12 +54,15 @@ export function createCheckHandler(
     try {
       const verdict = await policy.check(request, log);
       logVerdict(log, request, verdict);
+      observer.countVerdict(verdict);
       return encodeReply(verdict);
     } catch (error) {
       if (error instanceof InvalidAddressError) {
         log.warn({ problem: error.message }, 'invalid greylist check request');
+        observer.countVerdict(invalidReply);
         return encodeReply(invalidReply);
       }
+      observer.countRedisError('command');
       throw error;
     }
   };

@@ -5,8 +5,10 @@
 import { Broker } from '@secondary-mx/amqp';
 import { QUEUE } from '@secondary-mx/contracts';
 import type { Logger } from '@secondary-mx/logger';
+import { type MetricsServer, startMetricsServer } from '@secondary-mx/metrics';
 import { createCheckHandler } from './check-handler.ts';
 import { Greylist } from './greylist.ts';
+import { createGreylistMetrics } from './metrics.ts';
 import { GreylistPolicy } from './policy.ts';
 import { closeRedis, connectRedis, whenRedisReady } from './redis.ts';
 import { findSettingsProblem, type GreylistSettings } from './settings.ts';
@@ -17,10 +19,16 @@ import { StaticWhitelist } from './static-whitelist.ts';
 const PREFETCH = 50;
 
 export interface GreylistService {
-  /** Waits for Redis, then connects to RabbitMQ and serves checks. Resolves once serving. */
+  /**
+   * Starts the metrics and health listener when MX_GREYLIST_METRICS_LISTEN is set, waits for
+   * Redis, then connects to RabbitMQ and serves checks. Resolves once serving. Rejects when
+   * the listener cannot bind.
+   */
   start(): Promise<void>;
-  /** Stops consuming, lets checks in flight finish, then closes RabbitMQ and Redis. */
+  /** Stops consuming, lets checks in flight finish, then closes RabbitMQ, Redis and the listener. */
   stop(): Promise<void>;
+  /** The metrics and health listener, once start() has opened it. */
+  readonly metricsServer: MetricsServer | undefined;
 }
 
 /**
@@ -60,11 +68,33 @@ export function createGreylistService(settings: GreylistSettings, logger: Logger
     logger,
     connectionName: 'greylist',
   });
+  const metrics = createGreylistMetrics({
+    rabbitmqConnected: () => broker.connected,
+    redisReady: () => redis.status === 'ready',
+  });
+  broker.onError((kind) => metrics.countRabbitmqError(kind));
+  redis.on('error', () => metrics.countRedisError('connection'));
+  let metricsServer: MetricsServer | undefined;
 
   return {
+    get metricsServer() {
+      return metricsServer;
+    },
     async start() {
+      if (settings.MX_GREYLIST_METRICS_LISTEN !== undefined) {
+        // Before waiting for Redis, so /health reports what the service waits for.
+        metricsServer = await startMetricsServer(
+          metrics.registry,
+          settings.MX_GREYLIST_METRICS_LISTEN,
+          logger,
+          {
+            redis: () => (redis.status === 'ready' ? 'ok' : 'disconnected'),
+            rabbitmq: () => (broker.connected ? 'ok' : 'disconnected'),
+          },
+        );
+      }
       await whenRedisReady(redis);
-      const handler = createCheckHandler(policy, logger, settings.MX_GREYLIST_DELAY);
+      const handler = createCheckHandler(policy, logger, settings.MX_GREYLIST_DELAY, metrics);
       broker.serve(QUEUE.greylistCheck, handler, { prefetch: PREFETCH });
       await broker.start();
       logger.info({ queue: broker.name(QUEUE.greylistCheck) }, 'serving greylist checks');
@@ -72,6 +102,7 @@ export function createGreylistService(settings: GreylistSettings, logger: Logger
     async stop() {
       await broker.stop();
       await closeRedis(redis);
+      await metricsServer?.close();
     },
   };
 }

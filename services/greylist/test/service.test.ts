@@ -47,6 +47,7 @@ const settings = loadSettings(SETTING_NAMES, {
   MX_GREYLIST_WHITELIST_CLIENTS: '198.51.100.0/24, 2001:db8:cafe::/48',
   MX_GREYLIST_WHITELIST_NAMES: '.relay.partner.example',
   MX_GREYLIST_WHITELIST_SENDERS: 'trusted.example',
+  MX_GREYLIST_METRICS_LISTEN: '',
 });
 
 let service: GreylistService;
