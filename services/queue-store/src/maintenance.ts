@@ -32,6 +32,8 @@ export interface MaintenanceOptions {
   delayWarningsMs: number[];
   retentionMs: number;
   probes: ProbeIntervals;
+  /** Called once per DSN a committed transaction queued, for the metrics. */
+  onDsnQueued?: (event: DsnEvent) => void;
 }
 
 const BATCH = 500;
@@ -96,7 +98,8 @@ export class Maintenance {
     claim: (client: PoolClient) => Promise<ReportedRecipient[]>,
   ): Promise<number> {
     const { pool, logger, bounces } = this.options;
-    return withTransaction(pool, async (client) => {
+    const queuedDsns: DsnEvent[] = [];
+    const reported = await withTransaction(pool, async (client) => {
       const recipients = await claim(client);
       const groups = groupByMessage(recipients);
       const messages = await loadReportedMessages(client, [...groups.keys()]);
@@ -116,13 +119,19 @@ export class Maintenance {
           );
         }
         // queueDsn adds the queue id to its own log lines.
-        await queueDsn(client, event, message, group, bounces, logger);
+        if (await queueDsn(client, event, message, group, bounces, logger)) {
+          queuedDsns.push(event);
+        }
       }
       if (event === 'expired') {
         await completeFinalMessages(client, [...groups.keys()]);
       }
       return recipients.length;
     });
+    for (const dsnEvent of queuedDsns) {
+      this.options.onDsnQueued?.(dsnEvent);
+    }
+    return reported;
   }
 
   private async expire(): Promise<void> {

@@ -29,6 +29,8 @@ export interface ResultsOptions {
   bounces: BounceSettings;
   /** Called after each commit: a job slot is free, or recipients became due. */
   onRecorded: () => void;
+  /** Called once per DSN the committed transaction queued, for the metrics. */
+  onDsnQueued?: (event: DsnEvent) => void;
 }
 
 /**
@@ -64,6 +66,7 @@ function groupByMessage(recipients: ChangedRecipient[]): Map<string, ChangedReci
 async function recordDelivery(options: ResultsOptions, result: DeliveryResult): Promise<void> {
   const { pool, logger } = options;
   const log = logger.child({ domain: result.domain, leaseId: result.leaseId });
+  const queuedDsns: DsnEvent[] = [];
   const changed = await withTransaction(pool, async (client) => {
     const changed = await applyDeliveryOutcomes(client, result, options.backoff);
     const events: [DsnEvent, ChangedRecipient[]][] = [
@@ -84,8 +87,8 @@ async function recordDelivery(options: ResultsOptions, result: DeliveryResult): 
     for (const [event, recipients] of events) {
       for (const [queueId, group] of groupByMessage(recipients)) {
         const message = messages.get(queueId);
-        if (message) {
-          await queueDsn(client, event, message, group, options.bounces, log);
+        if (message && (await queueDsn(client, event, message, group, options.bounces, log))) {
+          queuedDsns.push(event);
         }
       }
     }
@@ -107,6 +110,9 @@ async function recordDelivery(options: ResultsOptions, result: DeliveryResult): 
     await completeFinalMessages(client, queueIds);
     return changed;
   });
+  for (const event of queuedDsns) {
+    options.onDsnQueued?.(event);
+  }
   const recorded = new Set(changed.map((recipient) => recipient.recipientId));
   for (const outcome of result.outcomes) {
     if (!recorded.has(outcome.recipientId)) {

@@ -4,17 +4,28 @@
  */
 import { Broker } from '@secondary-mx/amqp';
 import { EXCHANGE, parseControlEvent, QUEUE } from '@secondary-mx/contracts';
-import { createPool, ensureDatabase, flushDomain, migrate } from '@secondary-mx/db';
+import {
+  createPool,
+  ensureDatabase,
+  flushDomain,
+  migrate,
+  observeDatabaseErrors,
+  pingDatabase,
+} from '@secondary-mx/db';
 import type { Logger } from '@secondary-mx/logger';
+import { type MetricsServer, startMetricsServer } from '@secondary-mx/metrics';
 import type { BounceSettings } from './bounces.ts';
 import { createDomainsListHandler } from './domains-list.ts';
 import { Maintenance } from './maintenance.ts';
+import { createQueueStoreMetrics } from './metrics.ts';
 import { createResultsHandler } from './results.ts';
 import { Scheduler } from './scheduler.ts';
 import type { QueueStoreSettings } from './settings.ts';
 import { createSpoolStoreHandler } from './spool-store.ts';
 
 const DATABASE_RETRY_MS = 2000;
+/** How long /health waits for `SELECT 1` before it reports PostgreSQL as unreachable. */
+const DATABASE_CHECK_TIMEOUT_MS = 2000;
 
 /** Creates the database and applies migrations, retrying while PostgreSQL is unreachable. */
 async function prepareDatabase(settings: QueueStoreSettings, logger: Logger): Promise<void> {
@@ -34,7 +45,7 @@ async function prepareDatabase(settings: QueueStoreSettings, logger: Logger): Pr
 }
 
 export async function startQueueStore(settings: QueueStoreSettings, logger: Logger) {
-  await prepareDatabase(settings, logger);
+  // The pool connects on first use, so it may be created before the database exists.
   const pool = createPool(settings.DATABASE_URL, logger, 20);
   const broker = new Broker({
     url: settings.AMQP_URL,
@@ -42,6 +53,31 @@ export async function startQueueStore(settings: QueueStoreSettings, logger: Logg
     logger,
     connectionName: 'queue-store',
   });
+  const metrics = createQueueStoreMetrics({ pool, broker, logger });
+  observeDatabaseErrors(pool, (kind) => metrics.countDatabaseError(kind));
+  broker.onError((kind) => metrics.countRabbitmqError(kind));
+
+  // Opened before the migrations, so /health shows a start that waits for PostgreSQL.
+  let prepared = false;
+  let metricsServer: MetricsServer | undefined;
+  if (settings.MX_QUEUE_STORE_METRICS_LISTEN !== undefined) {
+    metricsServer = await startMetricsServer(
+      metrics.registry,
+      settings.MX_QUEUE_STORE_METRICS_LISTEN,
+      logger,
+      {
+        database: async () => {
+          if (!(await pingDatabase(pool, DATABASE_CHECK_TIMEOUT_MS))) {
+            return 'unreachable';
+          }
+          return prepared ? 'ok' : 'migrating';
+        },
+        rabbitmq: () => (broker.connected ? 'ok' : 'disconnected'),
+      },
+    );
+  }
+  await prepareDatabase(settings, logger);
+  prepared = true;
   const scheduler = new Scheduler({
     pool,
     broker,
@@ -67,6 +103,7 @@ export async function startQueueStore(settings: QueueStoreSettings, logger: Logg
     delayWarningsMs: settings.MX_DELAY_WARNINGS,
     retentionMs: settings.MX_RETENTION,
     probes,
+    onDsnQueued: (event) => metrics.countDsn(event),
   });
 
   broker.serve(
@@ -75,7 +112,12 @@ export async function startQueueStore(settings: QueueStoreSettings, logger: Logg
       pool,
       logger,
       queueLifetimeMs: settings.MX_QUEUE_LIFETIME,
-      onStored: () => scheduler.kick(),
+      onStored: (inserted) => {
+        if (inserted) {
+          metrics.countStored();
+        }
+        scheduler.kick();
+      },
     }),
     { prefetch: 64 },
   );
@@ -89,6 +131,7 @@ export async function startQueueStore(settings: QueueStoreSettings, logger: Logg
       probes,
       bounces,
       onRecorded: () => scheduler.kick(true),
+      onDsnQueued: (event) => metrics.countDsn(event),
     }),
     { prefetch: 64 },
   );
@@ -111,11 +154,13 @@ export async function startQueueStore(settings: QueueStoreSettings, logger: Logg
   logger.info('queue-store started');
 
   return {
+    metricsServer,
     async stop() {
       await maintenance.stop();
       await scheduler.stop();
       await broker.stop();
       await pool.end();
+      await metricsServer?.close();
     },
   };
 }

@@ -16,8 +16,11 @@ export interface SpoolStoreOptions {
   pool: Pool;
   logger: Logger;
   queueLifetimeMs: number;
-  /** Called after each commit, so the scheduler can lease the new recipients at once. */
-  onStored: () => void;
+  /**
+   * Called after each commit, so the scheduler can lease the new recipients at once. `inserted`
+   * is false when the queue id had been stored before.
+   */
+  onStored: (inserted: boolean) => void;
 }
 
 function reply(body: SpoolStoreReply): Buffer {
@@ -58,8 +61,9 @@ export function createSpoolStoreHandler(options: SpoolStoreOptions) {
       return reply({ ok: false, error: 'invalid recipient' });
     }
     const receivedAt = new Date(request.receivedAt);
+    let inserted: boolean;
     try {
-      const inserted = await writer.write(
+      inserted = await writer.write(
         {
           queueId: request.queueId,
           sender: request.sender,
@@ -90,7 +94,7 @@ export function createSpoolStoreHandler(options: SpoolStoreOptions) {
       log.error({ err: error }, 'storing the message failed');
       return reply({ ok: false, error: 'database error' });
     }
-    options.onStored();
+    options.onStored(inserted);
     return reply({ ok: true, queueId: request.queueId });
   };
 }
