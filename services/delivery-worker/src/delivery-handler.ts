@@ -8,6 +8,7 @@
 import type { DeliveryJob, DeliveryResult } from '@secondary-mx/contracts';
 import type { Logger } from '@secondary-mx/logger';
 import type { CompletedLeases } from './completed-leases.ts';
+import type { WorkerObserver } from './metrics.ts';
 import type { NextHopResolver } from './next-hop.ts';
 import { judgeAllLocally, type RecipientVerdict } from './recipient-verdicts.ts';
 import { localVerdict, type ReplyVerdict } from './reply-classification.ts';
@@ -26,6 +27,7 @@ export interface DeliveryHandlerOptions {
   /** Publishes a result and resolves once RabbitMQ confirmed it. It may retry until `retryUntil`. */
   publishResult: (result: DeliveryResult, retryUntil: number) => Promise<void>;
   logger: Logger;
+  metrics?: Pick<WorkerObserver, 'countAttempt' | 'observeJob'>;
 }
 
 /**
@@ -198,9 +200,14 @@ export function createDeliveryHandler(
       leaseUntil: job.leaseUntil,
     };
     const delivery = await deliver(job, parts, context);
+    const durationMs = Date.now() - startedAt;
     logRecipients(logger, job, delivery.outcomes);
-    logJob(logger, job, delivery, Date.now() - startedAt);
+    logJob(logger, job, delivery, durationMs);
     const result = toResult(job, startedAt, delivery);
+    for (const outcome of result.outcomes) {
+      options.metrics?.countAttempt(outcome.status, outcome.failureKind);
+    }
+    options.metrics?.observeJob(durationMs);
     completed.remember(job.leaseId, job.leaseUntil, result);
     await publishResult(result, job.leaseUntil);
   };

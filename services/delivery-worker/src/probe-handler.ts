@@ -5,6 +5,7 @@
  */
 import type { ProbeJob, ProbeResult } from '@secondary-mx/contracts';
 import type { Logger } from '@secondary-mx/logger';
+import type { WorkerObserver } from './metrics.ts';
 import type { NextHopResolver } from './next-hop.ts';
 import { localVerdict } from './reply-classification.ts';
 import { type ProbeAnswer, type ProbeOptions, probeHops } from './smtp-probe.ts';
@@ -15,6 +16,7 @@ export interface ProbeHandlerOptions {
   /** Publishes a result and resolves once RabbitMQ confirmed it. It may retry until `retryUntil`. */
   publishResult: (result: ProbeResult, retryUntil: number) => Promise<void>;
   logger: Logger;
+  metrics?: Pick<WorkerObserver, 'countProbe'>;
 }
 
 export function createProbeHandler(options: ProbeHandlerOptions): (job: ProbeJob) => Promise<void> {
@@ -59,6 +61,7 @@ export function createProbeHandler(options: ProbeHandlerOptions): (job: ProbeJob
       },
       answer.ok ? 'next hop answered the probe' : 'no next hop answered the probe',
     );
+    options.metrics?.countProbe(answer.ok);
     const result: ProbeResult = {
       kind: 'probe',
       probeId: job.probeId,

@@ -12,6 +12,7 @@ export const SETTING_NAMES = [
   // Read only to check that it is larger than MX_DELIVERY_TIMEOUT; each job carries its lease.
   'MX_LEASE_TIME',
   'MX_CONNECT_TIMEOUT',
+  'MX_DELIVERY_METRICS_LISTEN',
   'DNS_SERVERS',
   'MX_LOG_LEVEL',
 ] as const;

@@ -9,6 +9,7 @@ import {
   RecipientVerifyRequestSchema,
 } from '@secondary-mx/contracts';
 import type { Logger } from '@secondary-mx/logger';
+import type { WorkerObserver } from './metrics.ts';
 import type { NextHopResolver } from './next-hop.ts';
 import { type VerifyAnswer, type VerifyOptions, verifyAtHops } from './smtp-verify.ts';
 
@@ -16,6 +17,7 @@ export interface VerifyHandlerOptions {
   nextHops: NextHopResolver;
   verify: VerifyOptions;
   logger: Logger;
+  metrics?: Pick<WorkerObserver, 'countVerification'>;
 }
 
 function encode(reply: RecipientVerifyReply): Buffer {
@@ -72,6 +74,7 @@ export function createVerifyHandler(
       },
       'recipient verified with the primary',
     );
+    options.metrics?.countVerification(answer.result);
     return encode({
       result: answer.result,
       reply: answer.reply.slice(0, 2000),

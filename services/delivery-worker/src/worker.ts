@@ -6,9 +6,11 @@
 import { Broker } from '@secondary-mx/amqp';
 import { QUEUE, type Result } from '@secondary-mx/contracts';
 import type { Logger } from '@secondary-mx/logger';
+import { type MetricsServer, startMetricsServer } from '@secondary-mx/metrics';
 import { CompletedLeases } from './completed-leases.ts';
 import { DnsLookup, type DnsLookupOptions } from './dns-lookup.ts';
 import { createJobHandler } from './job-handler.ts';
+import { createWorkerMetrics } from './metrics.ts';
 import { NextHopResolver } from './next-hop.ts';
 import { SelfIdentity } from './self-identity.ts';
 import type { WorkerSettings } from './settings.ts';
@@ -23,12 +25,18 @@ export interface WorkerOptions {
 
 export interface DeliveryWorker {
   /**
-   * Connects to RabbitMQ, retrying until it succeeds, consumes delivery and probe jobs and
-   * answers recipient.verify.
+   * Starts the metrics and health listener when MX_DELIVERY_METRICS_LISTEN is set, connects to
+   * RabbitMQ, retrying until it succeeds, consumes delivery and probe jobs and serves
+   * recipient.verify. Rejects when the listener cannot bind.
    */
   start(): Promise<void>;
-  /** Stops consuming, waits for jobs in flight, then closes RabbitMQ and SMTP sessions. */
+  /**
+   * Stops consuming, waits for jobs in flight, then closes RabbitMQ, SMTP sessions and the
+   * listener.
+   */
   stop(): Promise<void>;
+  /** The metrics and health listener, once start() has opened it. */
+  readonly metricsServer: MetricsServer | undefined;
 }
 
 const DEFAULT_STOP_TIMEOUT_MS = 20_000;
@@ -60,6 +68,9 @@ export function createDeliveryWorker(
     },
     logger,
   );
+  const metrics = createWorkerMetrics({ rabbitmqConnected: () => broker.connected });
+  broker.onError((kind) => metrics.countRabbitmqError(kind));
+  let metricsServer: MetricsServer | undefined;
   let stopping = false;
 
   /** Publishes a result, retrying while RabbitMQ is away, until `retryUntil` or the worker stops. */
@@ -92,16 +103,29 @@ export function createDeliveryWorker(
     completed: new CompletedLeases(),
     publishResult,
     logger,
+    metrics,
   });
 
   const verifyHandler = createVerifyHandler({
     nextHops,
     verify: { heloName: settings.MX_HOSTNAME, connectTimeoutMs: settings.MX_CONNECT_TIMEOUT },
     logger,
+    metrics,
   });
 
   return {
+    get metricsServer() {
+      return metricsServer;
+    },
     async start() {
+      if (settings.MX_DELIVERY_METRICS_LISTEN !== undefined) {
+        metricsServer = await startMetricsServer(
+          metrics.registry,
+          settings.MX_DELIVERY_METRICS_LISTEN,
+          logger,
+          { rabbitmq: () => (broker.connected ? 'ok' : 'disconnected') },
+        );
+      }
       broker.consume(QUEUE.deliveryJobs, (message) => handler(message.content), {
         prefetch: settings.MX_DELIVERY_CONCURRENCY,
       });
@@ -119,6 +143,7 @@ export function createDeliveryWorker(
       await broker.stop(options.stopTimeoutMs ?? DEFAULT_STOP_TIMEOUT_MS);
       smtp.closeAll();
       dns.cancel();
+      await metricsServer?.close();
     },
   };
 }

@@ -161,6 +161,7 @@ before(async () => {
     MX_CONNECT_TIMEOUT: '2s',
     DNS_SERVERS: dns.server,
     MX_LOG_LEVEL: 'info',
+    MX_DELIVERY_METRICS_LISTEN: '',
   };
   broker = new Broker({
     url: LOCAL_AMQP_URL,
