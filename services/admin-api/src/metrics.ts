@@ -5,11 +5,11 @@
  * because of a backend.
  */
 
-import type { Broker } from '@secondary-mx/amqp';
+import { BROKER_ERROR_KINDS, type Broker } from '@secondary-mx/amqp';
 import { DOMAIN_STATES, RECIPIENT_STATES } from '@secondary-mx/contracts';
-import type { Pool } from '@secondary-mx/db';
+import { DATABASE_ERROR_KINDS, observeDatabaseErrors, type Pool } from '@secondary-mx/db';
 import type { FastifyBaseLogger } from 'fastify';
-import { Gauge, Registry } from 'prom-client';
+import { Counter, Gauge, Registry } from 'prom-client';
 import { checkDatabase, checkRabbitmq } from './checks.ts';
 
 // NOTE: these counts query the spool tables directly and belong in @secondary-mx/db once
@@ -25,11 +25,16 @@ async function countByState(
 }
 
 export interface AdminMetrics {
+  registry: Registry;
   contentType: string;
   /** Reads the counts and returns the text exposition. */
   render(logger: FastifyBaseLogger): Promise<string>;
 }
 
+/**
+ * Creates the registry and starts counting the errors of the pool and the broker. Call it once
+ * per pool, because each call wraps the pool's methods again.
+ */
 export function createAdminMetrics(pool: Pool, broker: Broker): AdminMetrics {
   const registry = new Registry();
   const databaseUp = new Gauge({
@@ -55,7 +60,29 @@ export function createAdminMetrics(pool: Pool, broker: Broker): AdminMetrics {
     registers: [registry],
   });
 
+  const databaseErrors = new Counter({
+    name: 'secondary_mx_database_errors_total',
+    help: 'PostgreSQL failures: connect (a connection could not be opened), query (a statement failed), idle (a pooled connection was lost), by kind.',
+    labelNames: ['kind'],
+    registers: [registry],
+  });
+  for (const kind of DATABASE_ERROR_KINDS) {
+    databaseErrors.inc({ kind }, 0);
+  }
+  observeDatabaseErrors(pool, (kind) => databaseErrors.inc({ kind }));
+  const rabbitmqErrors = new Counter({
+    name: 'secondary_mx_rabbitmq_errors_total',
+    help: 'RabbitMQ failures: connect, connection (lost), channel, publish (not confirmed), by kind.',
+    labelNames: ['kind'],
+    registers: [registry],
+  });
+  for (const kind of BROKER_ERROR_KINDS) {
+    rabbitmqErrors.inc({ kind }, 0);
+  }
+  broker.onError((kind) => rabbitmqErrors.inc({ kind }));
+
   return {
+    registry,
     contentType: registry.contentType,
     async render(logger) {
       rabbitmqUp.set(checkRabbitmq(broker) === 'ok' ? 1 : 0);
