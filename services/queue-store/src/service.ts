@@ -67,6 +67,7 @@ export async function startQueueStore(settings: QueueStoreSettings, logger: Logg
     delayWarningsMs: settings.MX_DELAY_WARNINGS,
     retentionMs: settings.MX_RETENTION,
     probes,
+    onQueued: () => scheduler.kick(true),
   });
 
   broker.serve(
@@ -94,7 +95,10 @@ export async function startQueueStore(settings: QueueStoreSettings, logger: Logg
   );
   broker.subscribe(EXCHANGE.control, (content) => {
     const event = parseControlEvent(content);
-    if (event?.type === 'flush') {
+    if (event?.type === 'queue.changed') {
+      scheduler.kick(true);
+      maintenance.requestBounces();
+    } else if (event?.type === 'flush') {
       void flushDomain(pool, event.domain).then(
         (recipients) => {
           logger.info({ domain: event.domain, recipients }, 'flush requested');
