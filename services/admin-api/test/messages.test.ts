@@ -281,6 +281,7 @@ describe('GET /api/messages filters', () => {
       ['sender=a@not_a_domain', /sender/],
       ['recipient=@example.org', /recipient/],
       ['recipient=x', /recipient/],
+      ['stat=hold', /querystring\/stat is not a known field/],
     ];
     for (const [query, field] of cases) {
       const response = await harness.app.inject({

@@ -391,7 +391,7 @@ describe('POST /api/messages/actions/:action', () => {
   test('filter body is checked', async () => {
     const cases: [unknown, RegExp][] = [
       [{}, /at least one of domain, state/],
-      [{ stat: 'hold' }, /body\/stat is not a filter field/],
+      [{ stat: 'hold' }, /body\/stat is not a known field/],
       [{ domain: 'a.example', satte: 'hold' }, /body\/satte/],
       [{ state: 'bounced' }, /state/],
       [{ olderThan: 'soon' }, /olderThan "soon"/],

@@ -60,6 +60,7 @@ export function messageRoutes(app: FastifyInstance, deps: { pool: Pool }): void 
         tags: ['messages'],
         querystring: {
           type: 'object',
+          additionalProperties: false,
           properties: {
             ...FILTER_PROPERTIES,
             limit: {
