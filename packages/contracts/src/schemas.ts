@@ -261,6 +261,9 @@ export type Result = z.infer<typeof ResultSchema>;
 export const ControlEventSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('domains.changed'), domain: z.string().optional() }),
   z.object({ type: z.literal('flush'), domain: z.string() }),
+  // An administrator made recipients due or bounced them: queue-store runs a scheduler pass
+  // and queues the pending DSNs now instead of at its next interval.
+  z.object({ type: z.literal('queue.changed') }),
 ]);
 export type ControlEvent = z.infer<typeof ControlEventSchema>;
 

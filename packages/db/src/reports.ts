@@ -1,6 +1,6 @@
 /**
  * Queries behind delivery status notifications: the original message a DSN reports on, the
- * recipients that expired, and those due a delay warning.
+ * recipients that expired, those due a delay warning and those an administrator bounced.
  */
 import type { Queryable } from './connection.ts';
 
@@ -99,6 +99,28 @@ export async function claimDelayWarnings(
      FROM due WHERE r.id = due.id
      RETURNING ${REPORTED_RECIPIENT_COLUMNS}`,
     [ages, ages.length, limit],
+  );
+  return result.rows;
+}
+
+/**
+ * Claims up to `limit` recipients bounced by an administrator whose DSN is not queued yet and
+ * clears their mark, so the caller queues the DSN in the same transaction. Returns them.
+ */
+export async function claimPendingBounces(
+  db: Queryable,
+  limit: number,
+): Promise<ReportedRecipient[]> {
+  const result = await db.query<ReportedRecipient>(
+    `WITH due AS (
+       SELECT r.id FROM recipients r WHERE r.bounce_pending
+       LIMIT $1
+       FOR UPDATE OF r SKIP LOCKED
+     )
+     UPDATE recipients r SET bounce_pending = false
+     FROM due WHERE r.id = due.id
+     RETURNING ${REPORTED_RECIPIENT_COLUMNS}`,
+    [limit],
   );
   return result.rows;
 }

@@ -12,7 +12,8 @@ export interface ChangedRecipient {
   queueId: string;
   address: string;
   domain: string;
-  state: 'delivered' | 'deferred' | 'failed';
+  /** `hold` or `failed` instead of `deferred` when an administrator's request was pending. */
+  state: 'delivered' | 'deferred' | 'failed' | 'hold';
   notify: string[] | null;
   orcpt: string | null;
   lastReply: string | null;
@@ -21,6 +22,8 @@ export interface ChangedRecipient {
   remoteDsn: boolean | null;
   failureKind: 'connection' | 'reply' | null;
   lastAttemptAt: Date;
+  /** Bounced by an administrator: queue-store's maintenance sends the DSN, not the result. */
+  bouncePending: boolean;
 }
 
 /** Columns a result returns for each recipient whose state it changed. */
@@ -28,7 +31,7 @@ const CHANGED_COLUMNS = `r.id::text AS "recipientId", r.message_id AS "queueId",
   r.domain, r.state, r.notify, r.orcpt, r.last_reply AS "lastReply",
   r.last_enhanced_code AS "enhancedCode", r.remote_mta AS "remoteMta",
   r.remote_dsn AS "remoteDsn", r.last_failure_kind AS "failureKind",
-  r.last_attempt_at AS "lastAttemptAt"`;
+  r.last_attempt_at AS "lastAttemptAt", r.bounce_pending AS "bouncePending"`;
 
 /**
  * Records the outcomes of one delivery job. A `delivered` outcome is always kept, since the
@@ -38,7 +41,9 @@ const CHANGED_COLUMNS = `r.id::text AS "recipientId", r.message_id AS "queueId",
  * per result, so the recipients of one job stay due together and go out in one transaction
  * again. Every outcome is kept in delivery_attempts, except those the worker handed back
  * untried (failure kind `notAttempted`), which are due again at once with their last attempt
- * left as it was. Returns the recipients whose state changed.
+ * left as it was. A hold or bounce requested by an administrator during the lease turns a
+ * deferred or untried outcome into `hold` or `failed` (trigger recipients_pending_action).
+ * Returns the recipients whose state changed.
  */
 export async function applyDeliveryOutcomes(
   db: Queryable,
@@ -156,7 +161,8 @@ async function recordAttempts(
 
 /**
  * Deletes the bytes of each named message whose recipients are all final and marks it
- * completed. Returns the ids of the messages completed by this call.
+ * completed. A message with a recipient whose administrator bounce still awaits its DSN keeps
+ * its bytes, which the DSN may return. Returns the ids of the messages completed by this call.
  */
 export async function completeFinalMessages(db: Queryable, queueIds: string[]): Promise<string[]> {
   if (queueIds.length === 0) {
@@ -167,7 +173,8 @@ export async function completeFinalMessages(db: Queryable, queueIds: string[]): 
      WHERE m.id = ANY($1) AND m.completed_at IS NULL
        AND NOT EXISTS (
          SELECT 1 FROM recipients r
-         WHERE r.message_id = m.id AND r.state NOT IN ('delivered', 'failed', 'expired')
+         WHERE r.message_id = m.id
+           AND (r.state NOT IN ('delivered', 'failed', 'expired') OR r.bounce_pending)
        )
      RETURNING m.id`,
     [queueIds],

@@ -15,7 +15,9 @@ import { flushRoutes } from './routes/flush.ts';
 import { healthRoutes } from './routes/health.ts';
 import { messageRoutes } from './routes/messages.ts';
 import { metricsRoutes } from './routes/metrics.ts';
+import { queueActionRoutes } from './routes/queue-actions.ts';
 import { recipientRoutes } from './routes/recipients.ts';
+import { statsRoutes } from './routes/stats.ts';
 import { tokenRoutes } from './routes/tokens.ts';
 
 export interface AppOptions {
@@ -88,6 +90,8 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
       recipientRoutes(api, { pool, broker });
       flushRoutes(api, { pool, broker });
       messageRoutes(api, { pool });
+      queueActionRoutes(api, { pool, broker });
+      statsRoutes(api, { pool });
       tokenRoutes(api, { pool });
     },
     { prefix: '/api' },

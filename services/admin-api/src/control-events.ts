@@ -1,11 +1,16 @@
 /**
- * Publishing of control events (domain changes, flush requests) on the control exchange. The
- * events only speed things up: ingress also reloads its domains periodically and queue-store's
- * scheduler finds due recipients by itself, so a failed publish is logged and not retried.
+ * Publishing of control events (domain changes, flush requests, queue changes) on the control
+ * exchange. The events only speed things up: ingress also reloads its domains periodically and
+ * queue-store's scheduler and maintenance find due recipients and pending DSNs by themselves,
+ * so a failed publish is logged and not retried.
  */
 import type { Broker } from '@secondary-mx/amqp';
 import { type ControlEvent, ControlEventSchema, EXCHANGE } from '@secondary-mx/contracts';
 import type { FastifyBaseLogger } from 'fastify';
+
+function domainOf(event: ControlEvent): string | undefined {
+  return 'domain' in event ? event.domain : undefined;
+}
 
 /** Maximum wait for the broker's confirm, so a stalled connection cannot hold up a reply. */
 const PUBLISH_TIMEOUT_MS = 5000;
@@ -33,7 +38,7 @@ export async function publishControlEvent(
     return true;
   } catch (error) {
     logger.warn(
-      { err: error, event: event.type, domain: event.domain },
+      { err: error, event: event.type, domain: domainOf(event) },
       'publishing the control event failed, so other services pick up the change on their next poll',
     );
     return false;
@@ -54,7 +59,7 @@ function publishWhenConnected(
   content: Buffer,
 ): void {
   logger.info(
-    { event: event.type, domain: event.domain },
+    { event: event.type, domain: domainOf(event) },
     'RabbitMQ is not connected, the control event is published once it is',
   );
   void broker
@@ -62,7 +67,7 @@ function publishWhenConnected(
     .then(() => broker.publishEvent(EXCHANGE.control, content))
     .catch((error: unknown) => {
       logger.warn(
-        { err: error, event: event.type, domain: event.domain },
+        { err: error, event: event.type, domain: domainOf(event) },
         'publishing the control event failed, so other services pick up the change on their next poll',
       );
     });

@@ -12,7 +12,8 @@ export async function registerOpenApi(app: FastifyInstance): Promise<void> {
         title: 'secondary-mx admin API',
         version: packageJson.version,
         description:
-          'Member domains and their approval, the next-hop override, the spool and flushes. ' +
+          'Member domains and their approval, the next-hop override, the spool, queue actions, ' +
+          'statistics and flushes. ' +
           'Every /api route requires `Authorization: Bearer <MX_ADMIN_TOKEN>`.',
       },
       components: {

@@ -142,3 +142,91 @@ export const RecipientEntrySchema = {
     'an address of the domain (`alice@example.org`) or a local-part pattern ending in `@` ' +
     '(`postmaster@`, `sales-*@`, `*@`), where `*` matches any run of characters',
 } as const;
+
+export const DeliveryAttemptSchema = {
+  type: 'object',
+  required: ['attemptedAt', 'status', 'reply', 'remoteMta'],
+  properties: {
+    attemptedAt: timestamp,
+    status: { type: 'string', enum: ['delivered', 'deferred', 'failed'] },
+    reply: {
+      type: ['string', 'null'],
+      description: "the next hop's reply, or this system's reason when none replied",
+    },
+    remoteMta: { type: ['string', 'null'], description: 'the next hop that replied' },
+  },
+} as const;
+
+export const RecipientDetailSchema = {
+  type: 'object',
+  required: [
+    ...RecipientSchema.required,
+    'notify',
+    'orcpt',
+    'enhancedCode',
+    'pendingAction',
+    'deliveryAttempts',
+  ],
+  properties: {
+    ...RecipientSchema.properties,
+    notify: {
+      type: ['array', 'null'],
+      items: { type: 'string' },
+      description: 'RFC 3461 NOTIFY of the recipient, or null when the sender gave none',
+    },
+    orcpt: { type: ['string', 'null'], description: 'RFC 3461 ORCPT, xtext decoded' },
+    enhancedCode: { type: ['string', 'null'], description: 'enhanced status code of lastReply' },
+    pendingAction: {
+      type: ['string', 'null'],
+      enum: ['hold', 'bounce', null],
+      description: 'a hold or bounce of an active recipient, applied when its attempt ends',
+    },
+    deliveryAttempts: {
+      type: 'array',
+      items: DeliveryAttemptSchema,
+      description: 'every attempt, oldest first',
+    },
+  },
+} as const;
+
+export const MessageDetailSchema = {
+  type: 'object',
+  required: [
+    ...MessageSchema.required,
+    'kind',
+    'dsnOf',
+    'ret',
+    'envid',
+    'bodyType',
+    'smtpUtf8',
+    'clientAddress',
+    'clientName',
+    'heloName',
+    'bodyStored',
+  ],
+  properties: {
+    ...MessageSchema.properties,
+    kind: {
+      type: 'string',
+      enum: ['mail', 'dsn'],
+      description: '`dsn` for a delivery status notification we generated',
+    },
+    dsnOf: { type: ['string', 'null'], description: 'for a DSN, the queue id it reports on' },
+    ret: { type: ['string', 'null'], enum: ['FULL', 'HDRS', null] },
+    envid: { type: ['string', 'null'] },
+    bodyType: { type: 'string' },
+    smtpUtf8: { type: 'boolean' },
+    clientAddress: { type: 'string', description: 'IP address of the SMTP client' },
+    clientName: { type: ['string', 'null'], description: 'its reverse DNS name' },
+    heloName: { type: ['string', 'null'] },
+    bodyStored: {
+      type: 'boolean',
+      description: 'false once every recipient is final and the bytes were deleted',
+    },
+    recipients: {
+      type: 'array',
+      items: RecipientDetailSchema,
+      description: 'every recipient, or for a member token those of its domain',
+    },
+  },
+} as const;

@@ -1,5 +1,12 @@
 /** Conversion of database rows into API responses: camelCase fields, dates as ISO 8601 strings. */
-import type { DomainRow, MessageView, RecipientView } from '@secondary-mx/db';
+import type {
+  DeliveryAttemptView,
+  DomainRow,
+  MessageDetail,
+  MessageView,
+  RecipientDetail,
+  RecipientView,
+} from '@secondary-mx/db';
 
 export interface DomainResponse {
   domain: string;
@@ -64,5 +71,42 @@ export function toMessageResponse(message: MessageView) {
     expiresAt: isoString(message.expiresAt),
     completedAt: optionalIsoString(message.completedAt),
     recipients: message.recipients.map(toRecipientResponse),
+  };
+}
+
+function toDeliveryAttemptResponse(attempt: DeliveryAttemptView) {
+  return {
+    attemptedAt: isoString(attempt.attemptedAt),
+    status: attempt.status,
+    reply: attempt.reply,
+    remoteMta: attempt.remoteMta,
+  };
+}
+
+function toRecipientDetailResponse(recipient: RecipientDetail) {
+  return {
+    ...toRecipientResponse(recipient),
+    notify: recipient.notify,
+    orcpt: recipient.orcpt,
+    enhancedCode: recipient.enhancedCode,
+    pendingAction: recipient.pendingAction,
+    deliveryAttempts: recipient.deliveryAttempts.map(toDeliveryAttemptResponse),
+  };
+}
+
+export function toMessageDetailResponse(message: MessageDetail) {
+  return {
+    ...toMessageResponse({ ...message, recipients: [] }),
+    kind: message.kind,
+    dsnOf: message.dsnOf,
+    ret: message.ret,
+    envid: message.envid,
+    bodyType: message.bodyType,
+    smtpUtf8: message.smtpUtf8,
+    clientAddress: message.clientAddress,
+    clientName: message.clientName,
+    heloName: message.heloName,
+    bodyStored: message.bodyStored,
+    recipients: message.recipients.map(toRecipientDetailResponse),
   };
 }

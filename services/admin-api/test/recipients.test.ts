@@ -69,7 +69,9 @@ describe('PATCH /api/domains/:domain policy', () => {
     assert.equal(shown.localPartCaseSensitive, true);
     assert.deepEqual(shown.primaryHosts, ['mx.example.net:2525']);
 
-    await recorder.waitFor((event) => event.domain === domain && eventCount(domain) >= 3);
+    await recorder.waitFor(
+      (event) => 'domain' in event && event.domain === domain && eventCount(domain) >= 3,
+    );
   });
 
   test('invalid fields are rejected naming the field', async () => {
@@ -117,7 +119,9 @@ describe('recipient list routes', () => {
     assert.deepEqual(replaced.json().recipients, [`carol@${domain}`]);
     const shown = await call('GET', `/api/domains/${domain}/recipients`);
     assert.deepEqual(shown.json().recipients, [`carol@${domain}`]);
-    await recorder.waitFor((event) => event.domain === domain && eventCount(domain) >= 2);
+    await recorder.waitFor(
+      (event) => 'domain' in event && event.domain === domain && eventCount(domain) >= 2,
+    );
   });
 
   test('post adds and delete removes one entry', async () => {

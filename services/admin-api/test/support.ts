@@ -128,12 +128,24 @@ export async function recordControlEvents(amqpPrefix: string): Promise<EventReco
   };
 }
 
+export interface StoredMessageOptions {
+  /** Defaults to `sender@origin.example`; the empty string is the null sender. */
+  sender?: string;
+  /** Defaults to now; the queue id is made for this time, as ingress does. */
+  receivedAt?: Date;
+}
+
 /** Stores a message with one recipient per address, each under the domain after its `@`. */
-export async function storeMessage(pool: Pool, addresses: string[]): Promise<string> {
-  const queueId = newQueueId();
+export async function storeMessage(
+  pool: Pool,
+  addresses: string[],
+  options: StoredMessageOptions = {},
+): Promise<string> {
+  const receivedAt = options.receivedAt ?? new Date();
+  const queueId = newQueueId(receivedAt.getTime());
   await insertMessage(pool, {
     queueId,
-    sender: 'sender@origin.example',
+    sender: options.sender ?? 'sender@origin.example',
     recipients: addresses.map((address) => ({
       envelope: { address },
       domain: address.slice(address.lastIndexOf('@') + 1),
@@ -142,8 +154,8 @@ export async function storeMessage(pool: Pool, addresses: string[]): Promise<str
     bodyType: '7BIT',
     smtpUtf8: false,
     clientAddress: '127.0.0.1',
-    receivedAt: new Date(),
-    expiresAt: new Date(Date.now() + 35 * 86_400_000),
+    receivedAt,
+    expiresAt: new Date(receivedAt.getTime() + 35 * 86_400_000),
   });
   return queueId;
 }

@@ -1,14 +1,15 @@
 /**
- * Periodic spool work besides scheduling: expiry at the end of the queue lifetime, delay
- * warnings at the configured ages, probes of next hops that do not answer, and removal of
- * final messages after the retention. Each step claims its rows with SKIP LOCKED, so several
- * queue-store replicas can run it at once.
+ * Periodic spool work besides scheduling: DSNs about recipients bounced by an administrator,
+ * expiry at the end of the queue lifetime, delay warnings at the configured ages, probes of
+ * next hops that do not answer, and removal of final messages after the retention. Each step
+ * claims its rows with SKIP LOCKED, so several queue-store replicas can run it at once.
  */
 import type { Broker } from '@secondary-mx/amqp';
 import { encodeFrame, type ProbeJob, QUEUE } from '@secondary-mx/contracts';
 import {
   claimDelayWarnings,
   claimDueProbes,
+  claimPendingBounces,
   completeFinalMessages,
   expireRecipients,
   loadReportedMessages,
@@ -34,6 +35,8 @@ export interface MaintenanceOptions {
   probes: ProbeIntervals;
   /** Called once per DSN a committed transaction queued, for the metrics. */
   onDsnQueued?: (event: DsnEvent) => void;
+  /** Called after DSNs were queued, so the scheduler sends them without waiting. */
+  onQueued: () => void;
 }
 
 const BATCH = 500;
@@ -54,6 +57,9 @@ export class Maintenance {
   private running: Promise<void> | undefined;
   private stopped = false;
   private lastRetention = 0;
+  /** A run of sendPendingBounces started by requestBounces, and whether another is due. */
+  private bounceRun: Promise<void> | undefined;
+  private bouncesRequested = false;
 
   constructor(private readonly options: MaintenanceOptions) {}
 
@@ -71,10 +77,40 @@ export class Maintenance {
     this.stopped = true;
     clearInterval(this.timer);
     await this.running;
+    await this.bounceRun;
+  }
+
+  /**
+   * Runs sendPendingBounces now, besides the periodic pass. A request that arrives during a
+   * run starts one more run after it, so no bounce committed meanwhile waits for the interval.
+   */
+  requestBounces(): void {
+    if (this.stopped) {
+      return;
+    }
+    if (this.bounceRun) {
+      this.bouncesRequested = true;
+      return;
+    }
+    this.bounceRun = this.sendPendingBounces()
+      .catch((error: unknown) => {
+        this.options.logger.error(
+          { err: error },
+          'sending the DSNs of administrator bounces failed',
+        );
+      })
+      .finally(() => {
+        this.bounceRun = undefined;
+        if (this.bouncesRequested) {
+          this.bouncesRequested = false;
+          this.requestBounces();
+        }
+      });
   }
 
   async pass(): Promise<void> {
     const steps: [string, () => Promise<void>][] = [
+      ['administrator bounces', () => this.sendPendingBounces()],
       ['expiry', () => this.expire()],
       ['delay warnings', () => this.warnDelays()],
       ['probes', () => this.probe()],
@@ -92,7 +128,10 @@ export class Maintenance {
     }
   }
 
-  /** Reports one claimed batch: a DSN per message, inside the claiming transaction. */
+  /**
+   * Reports one claimed batch: a DSN per message, inside the claiming transaction. Messages
+   * whose recipients became final through the claim are completed after their DSN.
+   */
   private async report(
     event: DsnEvent,
     claim: (client: PoolClient) => Promise<ReportedRecipient[]>,
@@ -123,7 +162,7 @@ export class Maintenance {
           queuedDsns.push(event);
         }
       }
-      if (event === 'expired') {
+      if (event !== 'delayed') {
         await completeFinalMessages(client, [...groups.keys()]);
       }
       return recipients.length;
@@ -132,6 +171,21 @@ export class Maintenance {
       this.options.onDsnQueued?.(dsnEvent);
     }
     return reported;
+  }
+
+  /** Queues the DSNs about recipients that an administrator bounced, then completes their messages. */
+  async sendPendingBounces(): Promise<void> {
+    let sent = 0;
+    for (;;) {
+      const claimed = await this.report('failed', (client) => claimPendingBounces(client, BATCH));
+      sent += claimed;
+      if (claimed < BATCH) {
+        break;
+      }
+    }
+    if (sent > 0) {
+      this.options.onQueued();
+    }
   }
 
   private async expire(): Promise<void> {

@@ -70,7 +70,11 @@ async function recordDelivery(options: ResultsOptions, result: DeliveryResult): 
   const changed = await withTransaction(pool, async (client) => {
     const changed = await applyDeliveryOutcomes(client, result, options.backoff);
     const events: [DsnEvent, ChangedRecipient[]][] = [
-      ['failed', changed.filter((recipient) => recipient.state === 'failed')],
+      [
+        'failed',
+        // Recipients bounced by an administrator get their DSN from the maintenance pass.
+        changed.filter((recipient) => recipient.state === 'failed' && !recipient.bouncePending),
+      ],
       [
         'relayed',
         // RFC 3461 section 6.2.3: a next hop without DSN support cannot report success, so we

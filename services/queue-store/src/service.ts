@@ -104,6 +104,7 @@ export async function startQueueStore(settings: QueueStoreSettings, logger: Logg
     retentionMs: settings.MX_RETENTION,
     probes,
     onDsnQueued: (event) => metrics.countDsn(event),
+    onQueued: () => scheduler.kick(true),
   });
 
   broker.serve(
@@ -137,7 +138,10 @@ export async function startQueueStore(settings: QueueStoreSettings, logger: Logg
   );
   broker.subscribe(EXCHANGE.control, (content) => {
     const event = parseControlEvent(content);
-    if (event?.type === 'flush') {
+    if (event?.type === 'queue.changed') {
+      scheduler.kick(true);
+      maintenance.requestBounces();
+    } else if (event?.type === 'flush') {
       void flushDomain(pool, event.domain).then(
         (recipients) => {
           logger.info({ domain: event.domain, recipients }, 'flush requested');
