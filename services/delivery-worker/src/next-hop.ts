@@ -6,7 +6,7 @@
  */
 import { isIP } from 'node:net';
 import { parseHostPort } from '@secondary-mx/config';
-import type { DnsLookup, LookupFailure, MxRecord } from './dns-lookup.ts';
+import type { DnsLookup, LookupFailure, MxRecord } from '@secondary-mx/dns';
 import { type LocalFailure, localVerdict, type ReplyVerdict } from './reply-classification.ts';
 import { normalizeHostName, type SelfIdentity } from './self-identity.ts';
 

@@ -5,10 +5,10 @@
  */
 import { Broker } from '@secondary-mx/amqp';
 import { QUEUE, type Result } from '@secondary-mx/contracts';
+import { DnsLookup, type DnsLookupOptions } from '@secondary-mx/dns';
 import type { Logger } from '@secondary-mx/logger';
 import { type MetricsServer, startMetricsServer } from '@secondary-mx/metrics';
 import { CompletedLeases } from './completed-leases.ts';
-import { DnsLookup, type DnsLookupOptions } from './dns-lookup.ts';
 import { createJobHandler } from './job-handler.ts';
 import { createWorkerMetrics } from './metrics.ts';
 import { NextHopResolver } from './next-hop.ts';

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import { DnsLookup } from '@secondary-mx/dns';
 import { startDnsServer, type TestDnsServer } from '@secondary-mx/testkit';
-import { DnsLookup } from '../src/dns-lookup.ts';
 import { type NextHopPlan, NextHopResolver } from '../src/next-hop.ts';
 import { SelfIdentity } from '../src/self-identity.ts';
 

@@ -1,7 +1,8 @@
 /**
- * MX and address lookups for next-hop selection, with responses cached for a few seconds so a burst
- * of messages to one domain costs one lookup. Lookups never throw: each returns the records or
- * the kind of failure, which decides between "no such record" and "try again later".
+ * MX and address lookups against DNS_SERVERS, for the delivery worker's next-hop selection and
+ * the admin API's DNS check. Responses are cached for a few seconds so a burst of messages to one
+ * domain costs one lookup. Lookups never throw: each returns the records or the kind of failure,
+ * which decides between "no such record" and "try again later".
  */
 import { Resolver } from 'node:dns/promises';
 
