@@ -163,7 +163,7 @@ test('mail waits while the primary is down and reaches it when it comes up', asy
 
   const approval = await suite.api('POST', '/api/domains/member.example/approve');
   assert.equal(approval.status, 200, JSON.stringify(approval.body));
-  assert.equal(approval.body.state, 'approved');
+  assert.equal(approval.body.domain.state, 'approved');
 
   // The approval reaches ingress within seconds; until then RCPT still gets 550.
   const firstAttempt = await until(

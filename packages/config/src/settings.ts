@@ -244,6 +244,20 @@ function zoneList(raw: string): string[] | Error {
   return [...new Set(zones)];
 }
 
+/**
+ * Parses a regular expression that a whole value must match: it is anchored at both ends and
+ * compiled with the `u` flag. A pattern that matches the empty string is rejected.
+ */
+function wholeMatchPattern(raw: string): RegExp | Error {
+  let pattern: RegExp;
+  try {
+    pattern = new RegExp(`^(?:${raw})$`, 'u');
+  } catch (error) {
+    return new Error(`must be a valid regular expression (${(error as Error).message})`);
+  }
+  return pattern.test('') ? new Error('must not match an empty value') : pattern;
+}
+
 function oneOf<T extends string>(...values: T[]): Parser<T> {
   return (raw) => {
     const value = raw.trim().toLowerCase() as T;
@@ -285,6 +299,11 @@ export const SETTINGS = {
     'how often ingress checks the certificate and key files for changes',
   ),
   MX_ADMIN_LISTEN: setting('127.0.0.1:8025', listen, 'admin API listener, host:port'),
+  MX_MEMBER_NUMBER_PATTERN: setting(
+    '[A-Za-z0-9./-]{1,64}',
+    wholeMatchPattern,
+    'regular expression that a whole member number must match, after surrounding spaces are trimmed',
+  ),
   MX_ADMIN_TOKEN: setting(
     undefined,
     (raw) => (raw.length >= 16 ? raw : new Error('must be at least 16 characters')),

@@ -299,3 +299,36 @@ test('port 0 is rejected for SMTP and admin', () => {
     },
   );
 });
+
+test('member number pattern must match whole values', () => {
+  const settings = loadSettings(['MX_MEMBER_NUMBER_PATTERN'], {});
+  assert.equal(settings.MX_MEMBER_NUMBER_PATTERN.test('M-12/3.4'), true);
+  assert.equal(settings.MX_MEMBER_NUMBER_PATTERN.test('x'.repeat(64)), true);
+  assert.equal(settings.MX_MEMBER_NUMBER_PATTERN.test('x'.repeat(65)), false);
+  assert.equal(settings.MX_MEMBER_NUMBER_PATTERN.test('M 12'), false);
+
+  const custom = loadSettings(['MX_MEMBER_NUMBER_PATTERN'], { MX_MEMBER_NUMBER_PATTERN: '\\d+' });
+  assert.equal(custom.MX_MEMBER_NUMBER_PATTERN.test('1001'), true);
+  assert.equal(custom.MX_MEMBER_NUMBER_PATTERN.test('a1001'), false, 'anchored at the start');
+  assert.equal(custom.MX_MEMBER_NUMBER_PATTERN.test('1001a'), false, 'anchored at the end');
+  const alternation = loadSettings(['MX_MEMBER_NUMBER_PATTERN'], {
+    MX_MEMBER_NUMBER_PATTERN: 'A\\d|B\\d',
+  });
+  assert.equal(alternation.MX_MEMBER_NUMBER_PATTERN.test('A1x'), false, 'alternatives anchored');
+});
+
+test('invalid member number pattern is reported', () => {
+  for (const [pattern, problem] of [
+    ['[A-Z', /MX_MEMBER_NUMBER_PATTERN="\[A-Z" must be a valid regular expression/],
+    ['\\d*', /MX_MEMBER_NUMBER_PATTERN="\\\\d\*" must not match an empty value/],
+  ] as const) {
+    assert.throws(
+      () => loadSettings(['MX_MEMBER_NUMBER_PATTERN'], { MX_MEMBER_NUMBER_PATTERN: pattern }),
+      (error: unknown) => {
+        assert.ok(error instanceof ConfigError);
+        assert.match(error.message, problem);
+        return true;
+      },
+    );
+  }
+});

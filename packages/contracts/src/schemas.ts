@@ -18,7 +18,12 @@ export type RecipientState = (typeof RECIPIENT_STATES)[number];
 export const FINAL_STATES: readonly RecipientState[] = ['delivered', 'failed', 'expired'];
 export const WAITING_STATES: readonly RecipientState[] = ['queued', 'deferred'];
 
-export const DOMAIN_STATES = ['pending', 'approved'] as const;
+/**
+ * Member domain states: `pending` until an administrator approves the request, `approved` while
+ * ingress relays for it, `suspended` while ingress rejects its recipients with a temporary error
+ * but its waiting mail is still delivered. A removed domain has no row and no state.
+ */
+export const DOMAIN_STATES = ['pending', 'approved', 'suspended'] as const;
 export type DomainState = (typeof DOMAIN_STATES)[number];
 
 const NotifySchema = z.array(z.enum(['NEVER', 'SUCCESS', 'FAILURE', 'DELAY'])).min(1);
@@ -127,6 +132,8 @@ export type DomainPolicy = z.infer<typeof DomainPolicySchema>;
 
 export const DomainsListReplySchema = z.object({
   approved: z.array(z.string()),
+  /** Suspended domains, whose recipients ingress rejects with a temporary error. */
+  suspended: z.array(z.string()).default([]),
   /**
    * Policy by approved domain. A domain without an entry has the defaults: no recipient check,
    * greylisting on.

@@ -1,10 +1,13 @@
 import type { DomainState, RecipientCheck } from '@secondary-mx/contracts';
-import type { Pool } from './connection.ts';
+import type { Pool, Queryable } from './connection.ts';
 
 export interface DomainRow {
   name: string;
   memberNumber: string;
   state: DomainState;
+  /** Email address of the member's contact, from the request. */
+  contact: string | null;
+  note: string | null;
   primaryHosts: string[];
   recipientCheck: RecipientCheck;
   localPartCaseSensitive: boolean;
@@ -14,26 +17,33 @@ export interface DomainRow {
   updatedAt: Date;
 }
 
-const DOMAIN_COLUMNS = `name, member_number AS "memberNumber", state, primary_hosts AS "primaryHosts",
+export const DOMAIN_COLUMNS = `name, member_number AS "memberNumber", state, contact, note,
+  primary_hosts AS "primaryHosts",
   recipient_check AS "recipientCheck", local_part_case_sensitive AS "localPartCaseSensitive", greylist,
   requested_at AS "requestedAt", approved_at AS "approvedAt", updated_at AS "updatedAt"`;
 
+export interface NewDomain {
+  name: string;
+  memberNumber: string;
+  contact: string | null;
+  note: string | null;
+}
+
 /** Inserts a pending domain; returns undefined when the domain is already registered. */
 export async function insertDomain(
-  pool: Pool,
-  name: string,
-  memberNumber: string,
+  db: Queryable,
+  domain: NewDomain,
 ): Promise<DomainRow | undefined> {
-  const result = await pool.query<DomainRow>(
-    `INSERT INTO domains (name, member_number) VALUES ($1, $2)
+  const result = await db.query<DomainRow>(
+    `INSERT INTO domains (name, member_number, contact, note) VALUES ($1, $2, $3, $4)
      ON CONFLICT (name) DO NOTHING RETURNING ${DOMAIN_COLUMNS}`,
-    [name, memberNumber],
+    [domain.name, domain.memberNumber, domain.contact, domain.note],
   );
   return result.rows[0];
 }
 
-export async function getDomain(pool: Pool, name: string): Promise<DomainRow | undefined> {
-  const result = await pool.query<DomainRow>(
+export async function getDomain(db: Queryable, name: string): Promise<DomainRow | undefined> {
+  const result = await db.query<DomainRow>(
     `SELECT ${DOMAIN_COLUMNS} FROM domains WHERE name = $1`,
     [name],
   );
@@ -46,15 +56,6 @@ export async function listDomains(pool: Pool, state?: DomainState): Promise<Doma
     [state ?? null],
   );
   return result.rows;
-}
-
-export async function approveDomain(pool: Pool, name: string): Promise<DomainRow | undefined> {
-  const result = await pool.query<DomainRow>(
-    `UPDATE domains SET state = 'approved', approved_at = COALESCE(approved_at, now()), updated_at = now()
-     WHERE name = $1 RETURNING ${DOMAIN_COLUMNS}`,
-    [name],
-  );
-  return result.rows[0];
 }
 
 /** The settings of a domain that an administrator may change; absent fields stay as they are. */
@@ -90,9 +91,10 @@ export async function updateDomain(
   return result.rows[0];
 }
 
-export async function listApprovedDomainNames(pool: Pool): Promise<string[]> {
+export async function listDomainNames(pool: Pool, state: DomainState): Promise<string[]> {
   const result = await pool.query<{ name: string }>(
-    `SELECT name FROM domains WHERE state = 'approved' ORDER BY name`,
+    'SELECT name FROM domains WHERE state = $1 ORDER BY name',
+    [state],
   );
   return result.rows.map((row) => row.name);
 }

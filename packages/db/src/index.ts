@@ -7,6 +7,7 @@ export {
   quoteIdentifier,
   withTransaction,
 } from './connection.ts';
+export * from './domain-lifecycle.ts';
 export * from './domain-recipients.ts';
 export * from './domains.ts';
 export { flushDomain } from './flush.ts';

@@ -1,4 +1,4 @@
-import type { Pool } from './connection.ts';
+import type { Pool, Queryable } from './connection.ts';
 
 export type TokenRole = 'admin' | 'member';
 
@@ -27,8 +27,8 @@ export interface NewToken {
 }
 
 /** Inserts a token; returns undefined when its member domain is not registered. */
-export async function insertToken(pool: Pool, token: NewToken): Promise<TokenRow | undefined> {
-  const result = await pool.query<TokenRow>(
+export async function insertToken(db: Queryable, token: NewToken): Promise<TokenRow | undefined> {
+  const result = await db.query<TokenRow>(
     `INSERT INTO api_tokens (id, secret_sha256, role, domain, note, created_by)
      SELECT $1, $2, $3, $4, $5, $6
      WHERE $4::text IS NULL OR EXISTS (SELECT 1 FROM domains WHERE name = $4)
@@ -54,6 +54,16 @@ export async function touchToken(pool: Pool, id: string): Promise<void> {
      WHERE id = $1 AND (last_used_at IS NULL OR last_used_at < now() - interval '1 minute')`,
     [id],
   );
+}
+
+/** Counts the member tokens of a domain that were not revoked. */
+export async function countActiveMemberTokens(db: Queryable, domain: string): Promise<number> {
+  const result = await db.query<{ count: number }>(
+    `SELECT count(*)::int AS count FROM api_tokens
+     WHERE role = 'member' AND domain = $1 AND revoked_at IS NULL`,
+    [domain],
+  );
+  return result.rows[0]?.count ?? 0;
 }
 
 /** Lists tokens, newest first, optionally only those of one member domain. */

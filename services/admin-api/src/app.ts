@@ -13,12 +13,14 @@ import { registerOpenApi } from './openapi.ts';
 import { domainRoutes } from './routes/domains.ts';
 import { flushRoutes } from './routes/flush.ts';
 import { healthRoutes } from './routes/health.ts';
+import { lifecycleRoutes } from './routes/lifecycle.ts';
 import { messageRoutes } from './routes/messages.ts';
 import { metricsRoutes } from './routes/metrics.ts';
 import { queueActionRoutes } from './routes/queue-actions.ts';
 import { recipientRoutes } from './routes/recipients.ts';
 import { statsRoutes } from './routes/stats.ts';
 import { tokenRoutes } from './routes/tokens.ts';
+import type { RouteSettings } from './settings.ts';
 
 export interface AppOptions {
   pool: Pool;
@@ -26,6 +28,7 @@ export interface AppOptions {
   /** The bearer token of the administrators (MX_ADMIN_TOKEN). */
   token: string;
   logger: Logger;
+  settings: RouteSettings;
 }
 
 /**
@@ -59,7 +62,7 @@ function allowEmptyJsonBody(app: FastifyInstance): void {
 }
 
 export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
-  const { pool, broker, token } = options;
+  const { pool, broker, token, settings } = options;
   const logger = options.logger.child(
     {},
     { redact: { paths: REDACTED_PATHS, censor: '[redacted]' } },
@@ -86,7 +89,8 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
       // Set by bearerAuth on every request that passes it.
       api.decorateRequest('principal', null as never);
       api.addHook('onRequest', bearerAuth(token, pool));
-      domainRoutes(api, { pool, broker });
+      domainRoutes(api, { pool, broker, settings });
+      lifecycleRoutes(api, { pool, broker, settings });
       recipientRoutes(api, { pool, broker });
       flushRoutes(api, { pool, broker });
       messageRoutes(api, { pool });

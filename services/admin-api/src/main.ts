@@ -9,18 +9,11 @@ import { createPool } from '@secondary-mx/db';
 import { handleShutdown } from '@secondary-mx/lifecycle';
 import { createLogger } from '@secondary-mx/logger';
 import { buildApp } from './app.ts';
+import { ADMIN_API_SETTINGS } from './settings.ts';
 
 const SERVICE = 'admin-api';
 
-const settings = loadSettingsOrExit(SERVICE, [
-  'DATABASE_URL',
-  'AMQP_URL',
-  'MX_AMQP_PREFIX',
-  'MX_ADMIN_LISTEN',
-  'MX_ADMIN_TOKEN',
-  'MX_HOSTNAME',
-  'MX_LOG_LEVEL',
-]);
+const settings = loadSettingsOrExit(SERVICE, ADMIN_API_SETTINGS);
 const logger = createLogger(SERVICE, settings.MX_LOG_LEVEL);
 
 const pool = createPool(settings.DATABASE_URL, logger);
@@ -33,7 +26,7 @@ const broker = new Broker({
 // Not awaited: the API serves while RabbitMQ is down, and the broker keeps reconnecting.
 void broker.start();
 
-const app = await buildApp({ pool, broker, token: settings.MX_ADMIN_TOKEN, logger });
+const app = await buildApp({ pool, broker, token: settings.MX_ADMIN_TOKEN, logger, settings });
 
 handleShutdown({
   logger,

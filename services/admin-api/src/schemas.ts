@@ -4,8 +4,15 @@
  */
 import { DOMAIN_STATES, RECIPIENT_CHECKS, RECIPIENT_STATES } from '@secondary-mx/contracts';
 
-/** Surrounding white space is allowed here and trimmed by the route. */
-export const MEMBER_NUMBER_PATTERN = '^\\s*[A-Za-z0-9./-]{1,64}\\s*$';
+/**
+ * Longest member number accepted before MX_MEMBER_NUMBER_PATTERN is applied, so that an
+ * operator's pattern never runs on unbounded input.
+ */
+export const MAX_MEMBER_NUMBER_LENGTH = 128;
+
+export const MAX_CONTACT_LENGTH = 320;
+export const MAX_NOTE_LENGTH = 1000;
+export const MAX_REASON_LENGTH = 500;
 
 export const MAX_PRIMARY_HOSTS = 10;
 
@@ -39,6 +46,8 @@ export const DomainSchema = {
     'domain',
     'memberNumber',
     'state',
+    'contact',
+    'note',
     'primaryHosts',
     'recipientCheck',
     'localPartCaseSensitive',
@@ -50,7 +59,15 @@ export const DomainSchema = {
   properties: {
     domain: { type: 'string', description: 'lower-case A-label form' },
     memberNumber: { type: 'string' },
-    state: { type: 'string', enum: [...DOMAIN_STATES] },
+    state: {
+      type: 'string',
+      enum: [...DOMAIN_STATES],
+      description:
+        '`pending` until approved, `approved` while relayed, `suspended` while ingress rejects ' +
+        'its recipients with 450 4.7.1 and waiting mail is still delivered',
+    },
+    contact: { type: ['string', 'null'], description: "email address of the member's contact" },
+    note: { type: ['string', 'null'] },
     primaryHosts: {
       type: 'array',
       items: { type: 'string' },
@@ -71,6 +88,36 @@ export const DomainSchema = {
     requestedAt: timestamp,
     approvedAt: optionalTimestamp,
     updatedAt: timestamp,
+  },
+} as const;
+
+/** The optional body of a lifecycle change. */
+export const ReasonBodySchema = {
+  type: ['object', 'null'],
+  additionalProperties: false,
+  properties: {
+    reason: {
+      type: 'string',
+      maxLength: MAX_REASON_LENGTH,
+      description: 'why, kept in the domain events',
+    },
+  },
+} as const;
+
+export const DomainEventSchema = {
+  type: 'object',
+  required: ['at', 'actor', 'action', 'fromState', 'toState', 'reason', 'detail'],
+  properties: {
+    at: timestamp,
+    actor: { type: 'string', description: '`admin` (MX_ADMIN_TOKEN) or `token:<id>`' },
+    action: { type: 'string', enum: ['request', 'approve', 'suspend', 'remove'] },
+    fromState: { type: ['string', 'null'], description: 'null for a request' },
+    toState: { type: 'string', description: 'a domain state, or `removed`' },
+    reason: { type: ['string', 'null'] },
+    detail: {
+      type: ['string', 'null'],
+      description: 'what the change did besides the state, such as the waiting mail it bounced',
+    },
   },
 } as const;
 

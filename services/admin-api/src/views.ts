@@ -1,6 +1,7 @@
 /** Conversion of database rows into API responses: camelCase fields, dates as ISO 8601 strings. */
 import type {
   DeliveryAttemptView,
+  DomainEvent,
   DomainRow,
   MessageDetail,
   MessageView,
@@ -12,6 +13,8 @@ export interface DomainResponse {
   domain: string;
   memberNumber: string;
   state: string;
+  contact: string | null;
+  note: string | null;
   primaryHosts: string[];
   recipientCheck: string;
   localPartCaseSensitive: boolean;
@@ -38,6 +41,8 @@ export function toDomainResponse(row: DomainRow): DomainResponse {
     domain: row.name,
     memberNumber: row.memberNumber,
     state: row.state,
+    contact: row.contact,
+    note: row.note,
     primaryHosts: row.primaryHosts,
     recipientCheck: row.recipientCheck,
     localPartCaseSensitive: row.localPartCaseSensitive,
@@ -45,6 +50,18 @@ export function toDomainResponse(row: DomainRow): DomainResponse {
     requestedAt: isoString(row.requestedAt),
     approvedAt: optionalIsoString(row.approvedAt),
     updatedAt: isoString(row.updatedAt),
+  };
+}
+
+export function toDomainEventResponse(event: DomainEvent) {
+  return {
+    at: isoString(event.at),
+    actor: event.actor,
+    action: event.action,
+    fromState: event.fromState,
+    toState: event.toState,
+    reason: event.reason,
+    detail: event.detail,
   };
 }
 

@@ -152,8 +152,8 @@ describe('POST /api/domains/:domain/approve', () => {
     });
 
     assert.equal(response.statusCode, 200);
-    assert.equal(response.json().state, 'approved');
-    assert.ok(!Number.isNaN(Date.parse(response.json().approvedAt)));
+    assert.equal(response.json().domain.state, 'approved');
+    assert.ok(!Number.isNaN(Date.parse(response.json().domain.approvedAt)));
     const event = await recorder.waitFor(
       (e) => e.type === 'domains.changed' && e.domain === domain,
     );

@@ -138,4 +138,22 @@ describe('main.ts', () => {
     assert.notEqual(code, 0);
     assert.match(started.output.stderr, /MX_ADMIN_TOKEN is missing/);
   });
+
+  test('invalid MX_MEMBER_NUMBER_PATTERN exits naming it', { timeout: 30_000 }, async () => {
+    const port = await freePort();
+    const started = startMain({
+      DATABASE_URL: database.url,
+      AMQP_URL: LOCAL_AMQP_URL,
+      MX_ADMIN_LISTEN: `127.0.0.1:${port}`,
+      MX_ADMIN_TOKEN: TOKEN,
+      MX_HOSTNAME: 'mx2.test.example',
+      MX_MEMBER_NUMBER_PATTERN: '[0-9',
+    });
+
+    assert.equal(await started.exit, 78);
+    assert.match(
+      started.output.stderr,
+      /MX_MEMBER_NUMBER_PATTERN="\[0-9" must be a valid regular expression/,
+    );
+  });
 });

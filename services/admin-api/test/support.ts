@@ -5,6 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Broker } from '@secondary-mx/amqp';
+import { loadSettings } from '@secondary-mx/config';
 import {
   type ControlEvent,
   ControlEventSchema,
@@ -16,6 +17,7 @@ import { createLogger } from '@secondary-mx/logger';
 import { LOCAL_AMQP_URL, type TestDatabase, testDatabase, uniqueName } from '@secondary-mx/testkit';
 import type { FastifyInstance } from 'fastify';
 import { buildApp } from '../src/app.ts';
+import { ROUTE_SETTINGS } from '../src/settings.ts';
 
 export const TOKEN = 'admin-token-for-tests-0123456789';
 export const AUTH = { authorization: `Bearer ${TOKEN}` };
@@ -43,7 +45,12 @@ export interface HarnessOptions {
   databaseUrl?: string;
   /** Overrides RabbitMQ; the broker is then not awaited, since it may never connect. */
   amqpUrl?: string;
+  /** Settings of the routes as environment variables, over the test defaults. */
+  env?: Record<string, string>;
 }
+
+/** MX_HOSTNAME of the harness, which is also its name in MX records. */
+export const HOSTNAME = 'mx2.example.net';
 
 export async function startHarness(options: HarnessOptions = {}): Promise<Harness> {
   const database = testDatabase('smx_admin');
@@ -68,7 +75,14 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     await started;
   }
 
-  const app = await buildApp({ pool, broker, token: TOKEN, logger });
+  const settings = loadSettings(ROUTE_SETTINGS, {
+    MX_HOSTNAME: HOSTNAME,
+    // Nothing answers on port 9, so a test that starts no DNS server gets fast failures
+    // instead of queries to the machine's resolver.
+    DNS_SERVERS: '127.0.0.1:9',
+    ...options.env,
+  });
+  const app = await buildApp({ pool, broker, token: TOKEN, logger, settings });
   await app.ready();
 
   return {

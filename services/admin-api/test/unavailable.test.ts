@@ -86,7 +86,7 @@ describe('backends unavailable', () => {
         headers: AUTH,
       });
       assert.equal(approve.statusCode, 200);
-      assert.equal(approve.json().state, 'approved');
+      assert.equal(approve.json().domain.state, 'approved');
 
       const flush = await harness.app.inject({
         method: 'POST',

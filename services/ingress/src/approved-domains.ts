@@ -1,6 +1,6 @@
 /**
  * The set of approved member domains that ingress relays for, each with its recipient check and
- * greylist switch. Loaded from queue-store over domains.list at start, again on every
+ * greylist switch, and the set of suspended ones. Loaded from queue-store over domains.list at start, again on every
  * `domains.changed` control event and every MX_DOMAIN_REFRESH as a fallback for a missed event.
  */
 import { compileRecipientList } from '@secondary-mx/address';
@@ -33,6 +33,7 @@ const RETRY_MS = 1000;
 
 export class ApprovedDomains {
   private domains: Set<string> | undefined;
+  private suspended = new Set<string>();
   private policies = new Map<string, DomainPolicyEntry>();
   private timer: NodeJS.Timeout | undefined;
   private reloading: Promise<void> | undefined;
@@ -57,6 +58,11 @@ export class ApprovedDomains {
   /** Returns whether the lower-case A-label domain is approved; false until loaded. */
   has(domain: string): boolean {
     return this.domains?.has(domain) ?? false;
+  }
+
+  /** Returns whether the lower-case A-label domain is suspended; false until loaded. */
+  isSuspended(domain: string): boolean {
+    return this.suspended.has(domain);
   }
 
   /** Returns the policy of an approved domain; the defaults for a domain without one. */
@@ -107,6 +113,7 @@ export class ApprovedDomains {
         Object.entries(reply.policies).map(([domain, policy]) => [domain, compilePolicy(policy)]),
       );
       this.domains = new Set(reply.approved);
+      this.suspended = new Set(reply.suspended);
       if (first) {
         this.logger.info({ domains: this.domains.size }, 'approved domains loaded');
       }

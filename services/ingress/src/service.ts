@@ -122,7 +122,8 @@ export async function startIngress(settings: IngressSettings, logger: Logger) {
   };
   const onEtrn: EtrnHandler = async (domain, session) => {
     const log = logger.child({ session, domain });
-    if (!domains.has(domain)) {
+    // A suspended domain's waiting mail is still delivered, so its primary may ask for it.
+    if (!domains.has(domain) && !domains.isSuspended(domain)) {
       log.info('ETRN rejected: not a member domain');
       return { outcome: 'not-allowed', reason: 'not a member domain' };
     }

@@ -190,6 +190,15 @@ async function checkRecipient(
     log.warn({ recipient, reply: 451 }, 'recipient deferred: approved domains not loaded yet');
     throw smtpError(451, '4.3.0', `<${recipient}>: service starting, try again later`);
   }
+  if (domains.isSuspended(domain)) {
+    // Temporary, because the member's primary MX still takes the mail and the sender retries.
+    log.info({ recipient, domain, reply: 450 }, 'recipient rejected: domain suspended');
+    throw smtpError(
+      450,
+      '4.7.1',
+      `<${recipient}>: relaying for ${domain} is suspended at this backup MX, deliver to the domain's primary MX`,
+    );
+  }
   if (!domains.has(domain)) {
     log.info({ recipient, domain, reply: 550 }, 'recipient rejected: relaying denied');
     throw smtpError(550, '5.7.1', `<${recipient}>: relaying denied`);

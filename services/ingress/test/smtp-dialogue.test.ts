@@ -111,6 +111,7 @@ before(async () => {
   await database.query(
     `INSERT INTO domains (name, member_number, state) VALUES
        ('member.example', '1001', 'approved'), ('pending.example', '1002', 'pending'),
+       ('suspended.example', '1005', 'suspended'),
        ('example.org', '1003', 'approved'), ('xn--bcher-kva.example', '1004', 'approved')`,
   );
   const ingress = await startIngress(loadSettings(INGRESS_SETTINGS, env), logger);
@@ -151,6 +152,7 @@ describe('RCPT TO relay check', () => {
     { rcpt: '<bob@member.example.>', code: 501 },
     { rcpt: '<bob@other.example>', code: 550, enhanced: '5.7.1' },
     { rcpt: '<bob@pending.example>', code: 550, enhanced: '5.7.1' },
+    { rcpt: '<bob@suspended.example>', code: 450, enhanced: '4.7.1' },
     { rcpt: '<bob@sub.member.example>', code: 550, enhanced: '5.7.1' },
     { rcpt: '<victim%other.example@member.example>', code: 550, enhanced: '5.7.1' },
     { rcpt: '<other.example!victim@member.example>', code: 550, enhanced: '5.7.1' },
@@ -172,6 +174,16 @@ describe('RCPT TO relay check', () => {
       }
     });
   }
+});
+
+test('suspended domain reply names the primary MX', async () => {
+  const client = await openTransaction();
+  const reply = await client.command('RCPT TO:<Bob@Suspended.Example>');
+  client.close();
+  assert.equal(
+    reply.text,
+    "450 4.7.1 <Bob@suspended.example>: relaying for suspended.example is suspended at this backup MX, deliver to the domain's primary MX",
+  );
 });
 
 describe('DATA', () => {
@@ -285,6 +297,14 @@ describe('ETRN', () => {
     } finally {
       await listener.stop();
     }
+  });
+
+  test('a suspended domain may still be flushed', async () => {
+    const { client } = await SmtpClient.connect(port);
+    await client.command('EHLO primary.suspended.example');
+    const reply = await client.command('ETRN suspended.example');
+    client.close();
+    assert.equal(reply.text, '250 2.0.0 Queuing for node suspended.example started');
   });
 
   const refusals: { command: string; reply: RegExp }[] = [

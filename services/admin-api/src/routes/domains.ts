@@ -1,6 +1,6 @@
-/** Member domains: requests, approval, the next-hop override and RCPT policy, listing. */
+/** Member domains: requests, the next-hop override and RCPT policy, listing. */
 
-import { normalizeDomain } from '@secondary-mx/address';
+import { AddressError, normalizeDomain, parseMailbox } from '@secondary-mx/address';
 import type { Broker } from '@secondary-mx/amqp';
 import {
   DOMAIN_STATES,
@@ -9,16 +9,17 @@ import {
   type RecipientCheck,
 } from '@secondary-mx/contracts';
 import {
-  approveDomain,
   type DomainChanges,
   getDomain,
   insertDomain,
+  insertDomainEvent,
   listDomains,
   type Pool,
   updateDomain,
+  withTransaction,
 } from '@secondary-mx/db';
 import type { FastifyInstance } from 'fastify';
-import { adminOnly, canAccessDomain, domainScope } from '../auth.ts';
+import { actorOf, adminOnly, canAccessDomain, domainScope } from '../auth.ts';
 import { publishControlEvent } from '../control-events.ts';
 import { errorBody, invalidDomainBody, unknownDomainBody } from '../errors.ts';
 import { normalizePrimaryHosts, PrimaryHostError } from '../primary-hosts.ts';
@@ -26,9 +27,12 @@ import {
   DomainParamsSchema,
   DomainSchema,
   errorResponses,
+  MAX_CONTACT_LENGTH,
+  MAX_MEMBER_NUMBER_LENGTH,
+  MAX_NOTE_LENGTH,
   MAX_PRIMARY_HOSTS,
-  MEMBER_NUMBER_PATTERN,
 } from '../schemas.ts';
+import type { RouteSettings } from '../settings.ts';
 import { toDomainResponse } from '../views.ts';
 
 interface DomainParams {
@@ -38,6 +42,8 @@ interface DomainParams {
 interface DomainRequestBody {
   domain: string;
   memberNumber: string;
+  contact?: string;
+  note?: string;
 }
 
 interface DomainPatchBody {
@@ -58,8 +64,25 @@ interface ListQuery {
 
 const TAGS = ['domains'];
 
-export function domainRoutes(app: FastifyInstance, deps: { pool: Pool; broker: Broker }): void {
-  const { pool, broker } = deps;
+/** Returns the contact in the form stored, or the reason it is invalid. */
+function normalizeContact(contact: string): { address: string } | { problem: string } {
+  try {
+    const { localPart, domain } = parseMailbox(contact.trim());
+    return { address: `${localPart}@${domain}` };
+  } catch (error) {
+    if (error instanceof AddressError) {
+      return { problem: error.message };
+    }
+    throw error;
+  }
+}
+
+export function domainRoutes(
+  app: FastifyInstance,
+  deps: { pool: Pool; broker: Broker; settings: RouteSettings },
+): void {
+  const { pool, broker, settings } = deps;
+  const memberNumberPattern = settings.MX_MEMBER_NUMBER_PATTERN;
 
   app.post<{ Body: DomainRequestBody }>(
     '/domains',
@@ -67,17 +90,27 @@ export function domainRoutes(app: FastifyInstance, deps: { pool: Pool; broker: B
       preHandler: adminOnly,
       schema: {
         summary: 'File a request for a domain, which starts in state pending',
+        description: 'The request is recorded as the first domain event.',
         tags: TAGS,
         body: {
           type: 'object',
           required: ['domain', 'memberNumber'],
+          additionalProperties: false,
           properties: {
             domain: { type: 'string', minLength: 1, maxLength: 253, description: 'IDN allowed' },
             memberNumber: {
               type: 'string',
-              pattern: MEMBER_NUMBER_PATTERN,
-              description: "1-64 letters, digits, '-', '/' or '.'. Surrounding spaces are trimmed.",
+              minLength: 1,
+              maxLength: MAX_MEMBER_NUMBER_LENGTH,
+              description: `must match MX_MEMBER_NUMBER_PATTERN (here ${memberNumberPattern.source}) after surrounding spaces are trimmed`,
             },
+            contact: {
+              type: 'string',
+              minLength: 1,
+              maxLength: MAX_CONTACT_LENGTH,
+              description: "email address of the member's contact",
+            },
+            note: { type: 'string', maxLength: MAX_NOTE_LENGTH },
           },
         },
         response: { 201: DomainSchema, ...errorResponses(400, 401, 403, 409, 503) },
@@ -90,44 +123,58 @@ export function domainRoutes(app: FastifyInstance, deps: { pool: Pool; broker: B
       }
 
       const memberNumber = request.body.memberNumber.trim();
-      const row = await insertDomain(pool, domain, memberNumber);
+      if (!memberNumberPattern.test(memberNumber)) {
+        return reply
+          .code(400)
+          .send(
+            errorBody(
+              400,
+              `body/memberNumber ${JSON.stringify(memberNumber)} does not match MX_MEMBER_NUMBER_PATTERN (${memberNumberPattern.source})`,
+            ),
+          );
+      }
+
+      let contact: string | null = null;
+      if (request.body.contact !== undefined) {
+        const normalized = normalizeContact(request.body.contact);
+        if ('problem' in normalized) {
+          return reply
+            .code(400)
+            .send(
+              errorBody(
+                400,
+                `body/contact ${JSON.stringify(request.body.contact)} is not a valid email address: ${normalized.problem}`,
+              ),
+            );
+        }
+        contact = normalized.address;
+      }
+      const note = request.body.note?.trim() || null;
+
+      const actor = actorOf(request.principal);
+      const row = await withTransaction(pool, async (client) => {
+        const inserted = await insertDomain(client, { name: domain, memberNumber, contact, note });
+        if (inserted) {
+          await insertDomainEvent(client, {
+            domain,
+            actor,
+            action: 'request',
+            fromState: null,
+            toState: 'pending',
+            reason: null,
+          });
+        }
+        return inserted;
+      });
       if (!row) {
         return reply.code(409).send(errorBody(409, `domain ${domain} is already registered`));
       }
 
-      request.log.info({ domain, memberNumber }, 'domain requested');
+      request.log.info({ domain, memberNumber, actor }, 'domain requested');
       return reply
         .code(201)
         .header('Location', `/api/domains/${domain}`)
         .send(toDomainResponse(row));
-    },
-  );
-
-  app.post<{ Params: DomainParams }>(
-    '/domains/:domain/approve',
-    {
-      preHandler: adminOnly,
-      schema: {
-        summary: 'Approve a domain: it is relayed from now on',
-        tags: TAGS,
-        params: DomainParamsSchema,
-        response: { 200: DomainSchema, ...errorResponses(400, 401, 403, 404, 503) },
-      },
-    },
-    async (request, reply) => {
-      const domain = normalizeDomain(request.params.domain);
-      if (!domain) {
-        return reply.code(400).send(invalidDomainBody(request.params.domain));
-      }
-
-      const row = await approveDomain(pool, domain);
-      if (!row) {
-        return reply.code(404).send(unknownDomainBody(domain));
-      }
-
-      request.log.info({ domain }, 'domain approved');
-      await publishControlEvent(broker, request.log, { type: 'domains.changed', domain });
-      return reply.send(toDomainResponse(row));
     },
   );
 

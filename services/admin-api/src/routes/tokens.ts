@@ -9,6 +9,7 @@ import {
   insertToken,
   listTokens,
   type Pool,
+  type Queryable,
   revokeToken,
   type TokenRow,
 } from '@secondary-mx/db';
@@ -34,7 +35,7 @@ const TokenSchema = {
   },
 } as const;
 
-const NewTokenSchema = {
+export const NewTokenSchema = {
   ...TokenSchema,
   required: [...TokenSchema.required, 'token'],
   properties: {
@@ -64,7 +65,7 @@ interface CreateBody {
 
 /** Creates a stored token and returns it with its secret, or undefined for an unknown domain. */
 export async function createToken(
-  pool: Pool,
+  db: Queryable,
   fields: {
     role: 'admin' | 'member';
     domain: string | null;
@@ -73,7 +74,7 @@ export async function createToken(
   },
 ) {
   const issued = issueToken();
-  const row = await insertToken(pool, {
+  const row = await insertToken(db, {
     id: issued.id,
     secretSha256: issued.secretSha256,
     ...fields,
