@@ -48,6 +48,8 @@ before(async () => {
       MX_SCHEDULER_INTERVAL: '200ms',
       MX_DOMAIN_REFRESH: '1m',
       MX_CONNECT_TIMEOUT: '1s',
+      MX_SMTP_CHECK_TIMEOUT: '1s',
+      MX_DNS_TIMEOUT: '1s',
     },
   });
 });
@@ -152,7 +154,14 @@ test('a domain is approved, suspended and removed', { timeout: 90_000 }, async (
   });
   assert.equal(patched.status, 200, JSON.stringify(patched.body));
 
-  // The primary is down, so accepted mail waits.
+  // The primary is down, so dns-check reports it and accepted mail waits.
+  const downCheck = await memberApi(memberToken, 'GET', `/api/domains/${DOMAIN}/dns-check`);
+  assert.equal(downCheck.status, 200, JSON.stringify(downCheck.body));
+  assert.equal(downCheck.body.listed, true);
+  assert.equal(downCheck.body.preferenceOk, true);
+  assert.equal(downCheck.body.primary.smtp, 'no answer');
+  assert.equal(downCheck.body.ok, false);
+
   const first = await until('ingress to relay the approved domain', async () => {
     const sent = await send('first');
     return sent.rcpt.code === 250 ? sent : undefined;
@@ -188,6 +197,10 @@ test('a domain is approved, suspended and removed', { timeout: 90_000 }, async (
   assert.match(primary.messages[0]?.raw.toString('latin1') ?? '', /^Subject: first$/m);
   await waitForState(first.queueId, 'delivered');
 
+  const upCheck = await memberApi(memberToken, 'GET', `/api/domains/${DOMAIN}/dns-check`);
+  assert.equal(upCheck.body.ok, true, JSON.stringify(upCheck.body.problems));
+  assert.equal(upCheck.body.primary.smtp, 'answers');
+
   const reapproved = await suite.api('POST', `/api/domains/${DOMAIN}/approve`);
   assert.equal(reapproved.status, 200, JSON.stringify(reapproved.body));
   assert.equal(reapproved.body.memberToken, null);
@@ -216,7 +229,12 @@ test('a domain is approved, suspended and removed', { timeout: 90_000 }, async (
   await primary.start();
   await primary.waitForMessages(2, 15_000);
   const dsn = primary.messages[1];
-  assert.equal(dsn?.mailFrom, '');
+  const received = primary.messages.map((message) => ({
+    mailFrom: message.mailFrom,
+    rcptTo: message.rcptTo,
+    subject: /^Subject: (.*)$/m.exec(message.raw.toString('latin1'))?.[1],
+  }));
+  assert.equal(dsn?.mailFrom, '', JSON.stringify(received));
   assert.deepEqual(dsn?.rcptTo, ['zoe@sender.example']);
   const dsnText = dsn?.raw.toString('latin1') ?? '';
   assert.match(dsnText, /^Status: 5\.0\.0$/m);

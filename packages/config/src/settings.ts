@@ -304,6 +304,11 @@ export const SETTINGS = {
     wholeMatchPattern,
     'regular expression that a whole member number must match, after surrounding spaces are trimmed',
   ),
+  MX_SMTP_CHECK_TIMEOUT: setting(
+    '10s',
+    duration(100, 60 * SECOND),
+    "how long the admin API's DNS check waits for the primary's greeting and EHLO reply, connect included",
+  ),
   MX_ADMIN_TOKEN: setting(
     undefined,
     (raw) => (raw.length >= 16 ? raw : new Error('must be at least 16 characters')),
@@ -364,7 +369,7 @@ export const SETTINGS = {
   MX_DNS_TIMEOUT: setting(
     '5s',
     duration(50, 60 * SECOND),
-    'how long ingress waits for one DNS answer in sender and DNSBL checks',
+    "how long ingress waits for one DNS answer in sender and DNSBL checks, and the admin API's DNS check for each lookup",
   ),
   MX_QUEUE_LIFETIME: setting('35d', duration(SECOND, 365 * DAY), 'how long a message is kept'),
   MX_BOUNCE_LIFETIME: setting(

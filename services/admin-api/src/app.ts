@@ -10,6 +10,7 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { bearerAuth } from './auth.ts';
 import { formatValidationErrors, installErrorHandlers } from './errors.ts';
 import { registerOpenApi } from './openapi.ts';
+import { dnsCheckRoutes } from './routes/dns-check.ts';
 import { domainRoutes } from './routes/domains.ts';
 import { flushRoutes } from './routes/flush.ts';
 import { healthRoutes } from './routes/health.ts';
@@ -91,6 +92,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
       api.addHook('onRequest', bearerAuth(token, pool));
       domainRoutes(api, { pool, broker, settings });
       lifecycleRoutes(api, { pool, broker, settings });
+      dnsCheckRoutes(api, { pool, settings });
       recipientRoutes(api, { pool, broker });
       flushRoutes(api, { pool, broker });
       messageRoutes(api, { pool });

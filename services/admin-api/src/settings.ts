@@ -1,7 +1,15 @@
 import type { Settings } from '@secondary-mx/config';
 
 /** Settings that the routes use, passed to buildApp. */
-export const ROUTE_SETTINGS = ['MX_HOSTNAME', 'MX_MEMBER_NUMBER_PATTERN'] as const;
+export const ROUTE_SETTINGS = [
+  'MX_HOSTNAME',
+  'MX_SELF_NAMES',
+  'MX_MEMBER_NUMBER_PATTERN',
+  'DNS_SERVERS',
+  'MX_DNS_TIMEOUT',
+  'MX_SMTP_CHECK_TIMEOUT',
+  'MX_DELIVERY_PORT',
+] as const;
 
 export type RouteSettings = Settings<(typeof ROUTE_SETTINGS)[number]>;
 
