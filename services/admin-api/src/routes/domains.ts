@@ -228,8 +228,8 @@ export function domainRoutes(
       }
 
       const body = request.body ?? {};
-      // Checked here rather than with additionalProperties, because fastify's validator drops
-      // an additional property silently instead of rejecting it.
+      // Checked here rather than with additionalProperties, so that the reply lists the fields
+      // that can be changed.
       const unknownField = Object.keys(body).find((field) => !PATCH_FIELDS.includes(field));
       if (unknownField !== undefined) {
         return reply
