@@ -12,6 +12,14 @@ export async function withTransaction<T>(
   work: (client: pg.PoolClient) => Promise<T>,
 ): Promise<T> {
   const client = await pool.connect();
+  // pg emits 'error' on a client whose server ends the connection (a restart, say), and the
+  // pool listens only on idle clients. Without this listener that event would end the process.
+  // The client's next query rejects as not queryable, so the transaction still fails.
+  let connectionError: Error | undefined;
+  const onError = (error: Error) => {
+    connectionError = error;
+  };
+  client.on('error', onError);
   try {
     await client.query('BEGIN');
     const result = await work(client);
@@ -21,7 +29,9 @@ export async function withTransaction<T>(
     await client.query('ROLLBACK').catch(() => undefined);
     throw error;
   } finally {
-    client.release();
+    client.off('error', onError);
+    // With an error the pool discards the client instead of handing it out again.
+    client.release(connectionError);
   }
 }
 
@@ -52,6 +62,9 @@ export async function ensureDatabase(databaseUrl: string, logger: Logger): Promi
     connectionTimeoutMillis: 5000,
   });
   await client.connect();
+  // pg also emits 'error' when the server ends the connection, and without a listener that
+  // event would end the process. The query in progress rejects by itself.
+  client.on('error', () => undefined);
   try {
     const found = await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [name]);
     if (found.rowCount === 0) {

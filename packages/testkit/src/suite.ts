@@ -32,7 +32,8 @@ export interface Suite {
   logs(): string;
 }
 
-const READY_LINES: Record<ServiceName, RegExp> = {
+/** The log line each service writes once it serves, for a test that starts one by itself. */
+export const READY_LINES: Record<ServiceName, RegExp> = {
   'queue-store': /"msg":"queue-store started"/,
   greylist: /"msg":"[^"]*(started|listening|serving)[^"]*"/i,
   'delivery-worker': /"msg":"[^"]*(started|consuming)[^"]*"/i,
