@@ -14,14 +14,15 @@ export async function registerOpenApi(app: FastifyInstance): Promise<void> {
         description:
           'Member domains and their approval, the next-hop override, the spool, queue actions, ' +
           'statistics and flushes. ' +
-          'Every /api route requires `Authorization: Bearer <MX_ADMIN_TOKEN>`.',
+          'Every /api route requires `Authorization: Bearer <token>`: MX_ADMIN_TOKEN or a stored ' +
+          'admin token for everything, or a member token for its own domain only.',
       },
       components: {
         securitySchemes: {
           bearerAuth: {
             type: 'http',
             scheme: 'bearer',
-            description: 'the value of MX_ADMIN_TOKEN',
+            description: 'MX_ADMIN_TOKEN, or a token created with POST /api/tokens',
           },
         },
       },
@@ -29,6 +30,7 @@ export async function registerOpenApi(app: FastifyInstance): Promise<void> {
       tags: [
         { name: 'domains', description: 'member domains' },
         { name: 'messages', description: 'the spool' },
+        { name: 'tokens', description: 'stored admin and member tokens' },
         { name: 'operations', description: 'health and metrics, without a token' },
       ],
     },

@@ -104,7 +104,7 @@ describe('routes without token', () => {
     assert.deepEqual(document.components.securitySchemes.bearerAuth, {
       type: 'http',
       scheme: 'bearer',
-      description: 'the value of MX_ADMIN_TOKEN',
+      description: 'MX_ADMIN_TOKEN, or a token created with POST /api/tokens',
     });
     assert.deepEqual(document.security, [{ bearerAuth: [] }]);
     assert.ok(document.paths['/api/domains'].post);
