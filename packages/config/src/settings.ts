@@ -525,6 +525,11 @@ export const SETTINGS = {
     'prefix of every RabbitMQ queue and exchange name, to run several installations on one vhost',
   ),
   MX_REDIS_PREFIX: setting('mx:', text, 'prefix of every Redis key'),
+  MX_SHUTDOWN_GRACE: setting(
+    '30s',
+    duration(0, 10 * 60 * SECOND),
+    'how long a service lets work in progress finish after SIGTERM or SIGINT: SMTP sessions in ingress, the message in hand in a delivery worker, requests and transactions in the others',
+  ),
   MX_LOG_LEVEL: setting(
     'info',
     oneOf('fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'),
