@@ -5,7 +5,7 @@
  *
  * Invariants: a message handed to a consumer is acknowledged only after its handler resolved;
  * a handler that throws gets the message requeued. After a lost connection every consumer is
- * set up again on the new one.
+ * set up again on the new one, until stopConsuming() is called.
  */
 import { randomUUID } from 'node:crypto';
 import { EXCHANGE, prefixed } from '@secondary-mx/contracts';
@@ -71,6 +71,11 @@ interface PendingCall {
 
 const RECONNECT_MIN_MS = 500;
 const RECONNECT_MAX_MS = 15_000;
+/**
+ * Limit for the TCP connect and the AMQP handshake. Without it, a broker that accepts the
+ * connection but never replies would stall reconnection for good.
+ */
+const CONNECT_TIMEOUT_MS = 10_000;
 const REQUEUE_DELAY_MS = 1000;
 const DIRECT_REPLY_TO = 'amq.rabbitmq.reply-to';
 
@@ -85,7 +90,10 @@ export class Broker {
   private readonly connectWaiters: (() => void)[] = [];
   private inFlight = 0;
   private readonly idleWaiters: (() => void)[] = [];
+  /** Set by close(): no reconnection from then on. */
   private stopping = false;
+  /** Cleared by stopConsuming(): consumers are not set up again after a reconnection. */
+  private consuming = true;
   private reconnectTimer: NodeJS.Timeout | undefined;
   private attempt = 0;
   private readonly errorListeners: ((kind: BrokerErrorKind) => void)[] = [];
@@ -139,7 +147,13 @@ export class Broker {
       const connection = await amqp.connect(this.options.url, {
         clientProperties: { connection_name: this.options.connectionName },
         noDelay: true,
+        timeout: CONNECT_TIMEOUT_MS,
       });
+      if (this.stopping) {
+        // close() ran while the connection was being opened.
+        await connection.close().catch(() => undefined);
+        return;
+      }
       connection.on('error', (error: Error) =>
         log.warn({ err: error }, 'RabbitMQ connection error'),
       );
@@ -169,8 +183,10 @@ export class Broker {
         noAck: true,
       });
 
-      for (const consumer of this.consumers) {
-        await this.startConsumer(connection, consumer);
+      if (this.consuming) {
+        for (const consumer of this.consumers) {
+          await this.startConsumer(connection, consumer);
+        }
       }
       this.declaredQueues = new Set();
       this.publisher = publisher;
@@ -225,11 +241,7 @@ export class Broker {
       consumer.channel = undefined;
       consumer.consumerTag = undefined;
     }
-    for (const [id, call] of this.pendingCalls) {
-      clearTimeout(call.timer);
-      call.reject(new BrokerUnavailableError('RabbitMQ connection lost before the reply'));
-      this.pendingCalls.delete(id);
-    }
+    this.rejectPendingCalls('RabbitMQ connection lost before the reply');
     if (this.stopping) {
       return;
     }
@@ -237,6 +249,14 @@ export class Broker {
     this.options.logger.warn('RabbitMQ connection lost, reconnecting');
     this.attempt = 1;
     this.scheduleReconnect(RECONNECT_MIN_MS);
+  }
+
+  private rejectPendingCalls(message: string): void {
+    for (const [id, call] of this.pendingCalls) {
+      clearTimeout(call.timer);
+      call.reject(new BrokerUnavailableError(message));
+      this.pendingCalls.delete(id);
+    }
   }
 
   private async dropConnection(): Promise<void> {
@@ -328,7 +348,7 @@ export class Broker {
   private addConsumer(spec: ConsumerSpec): void {
     this.consumers.push(spec);
     const connection = this.connection;
-    if (connection && this.connected) {
+    if (connection && this.connected && this.consuming) {
       void this.startConsumer(connection, spec).catch((error: unknown) => {
         this.options.logger.warn({ err: error, queue: spec.name }, 'starting a consumer failed');
         this.onChannelLost(connection);
@@ -512,23 +532,47 @@ export class Broker {
   }
 
   /**
-   * Stops consuming, waits up to timeoutMs for handlers in progress to finish, then closes the
-   * connection. Unacknowledged messages go back to their queues.
+   * Cancels every consumer and waits up to timeoutMs for the handlers in progress to finish.
+   * Resolves true when none is left. Publishing and RPC calls keep working until close(), so
+   * the handlers can still send their results.
    */
-  async stop(timeoutMs = 10_000): Promise<void> {
-    this.stopping = true;
-    clearTimeout(this.reconnectTimer);
+  async stopConsuming(timeoutMs: number): Promise<boolean> {
+    this.consuming = false;
     for (const consumer of this.consumers) {
       if (consumer.channel && consumer.consumerTag) {
         await consumer.channel.cancel(consumer.consumerTag).catch(() => undefined);
+        consumer.consumerTag = undefined;
       }
     }
-    if (this.inFlight > 0) {
-      await Promise.race([
-        new Promise<void>((resolve) => this.idleWaiters.push(resolve)),
-        new Promise<void>((resolve) => setTimeout(resolve, timeoutMs).unref()),
-      ]);
+    if (this.inFlight === 0) {
+      return true;
     }
+    let timer: NodeJS.Timeout | undefined;
+    const idle = await Promise.race([
+      new Promise<boolean>((resolve) => this.idleWaiters.push(() => resolve(true))),
+      new Promise<boolean>((resolve) => {
+        timer = setTimeout(() => resolve(false), timeoutMs);
+      }),
+    ]);
+    clearTimeout(timer);
+    return idle;
+  }
+
+  /**
+   * Closes the connection and stops reconnecting. Unacknowledged messages go back to their
+   * queues, and RPC calls still waiting for a reply fail with BrokerUnavailableError.
+   */
+  async close(): Promise<void> {
+    this.stopping = true;
+    clearTimeout(this.reconnectTimer);
+    this.reconnectTimer = undefined;
     await this.dropConnection();
+    this.rejectPendingCalls('RabbitMQ connection closed before the reply');
+  }
+
+  /** Stops consuming, waits up to timeoutMs for handlers in progress, then closes. */
+  async stop(timeoutMs = 10_000): Promise<void> {
+    await this.stopConsuming(timeoutMs);
+    await this.close();
   }
 }
