@@ -36,7 +36,8 @@ const UNAVAILABLE_SQLSTATES = new Set([
 const SCHEMA_SQLSTATES = new Set(['42P01', '42704']);
 
 /** Messages of node-postgres errors that carry no code. */
-const POOL_FAILURE_PATTERN = /timeout exceeded when trying to connect|connection terminated/i;
+const POOL_FAILURE_PATTERN =
+  /timeout exceeded when trying to connect|connection terminated|query read timeout/i;
 
 export function classifyDatabaseError(error: unknown): DatabaseUnavailable | undefined {
   if (!(error instanceof Error)) {
