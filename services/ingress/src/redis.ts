@@ -10,12 +10,27 @@ import { Redis } from 'ioredis';
 const COMMAND_TIMEOUT_MS = 1000;
 const ERROR_LOG_INTERVAL_MS = 10_000;
 
+const RECONNECT_MIN_MS = 500;
+const RECONNECT_MAX_MS = 15_000;
+
+/** Doubles from RECONNECT_MIN_MS to RECONNECT_MAX_MS; attempt counts from 1. */
+function reconnectDelay(attempt: number): number {
+  return Math.min(RECONNECT_MAX_MS, RECONNECT_MIN_MS * 2 ** Math.min(attempt - 1, 10));
+}
+
 export function connectRedis(url: string, logger: Logger): Redis {
   const redis = new Redis(url, {
     connectionName: 'ingress',
     enableOfflineQueue: false,
     maxRetriesPerRequest: 0,
     commandTimeout: COMMAND_TIMEOUT_MS,
+    // ioredis calls this before every reconnection attempt and never gives up while it returns
+    // a number.
+    retryStrategy: (attempt: number) => {
+      const delay = reconnectDelay(attempt);
+      logger.info({ attempt, retryInMs: delay }, 'Redis reconnecting');
+      return delay;
+    },
   });
   let lastLoggedAt = 0;
   let suppressed = 0;
