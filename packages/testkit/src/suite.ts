@@ -12,6 +12,10 @@ export interface SuiteOptions {
   env?: Record<string, string>;
   /** Defaults to all five; `delivery-worker` may appear more than once. */
   services?: ServiceName[];
+  /** Settings for one service only, on top of `env`, such as a URL through a TCP proxy. */
+  serviceEnv?: Partial<Record<ServiceName, Record<string, string>>>;
+  /** The isolated database and prefixes to use; a new one by default. */
+  environment?: TestEnvironment;
 }
 
 export interface Suite {
@@ -26,6 +30,8 @@ export interface Suite {
   api(method: string, path: string, body?: unknown): Promise<{ status: number; body: any }>;
   /** Resolves once ingress accepts RCPT for the domain (250, or 451 while greylisted). */
   waitUntilRelayed(domain: string, timeoutMs?: number): Promise<void>;
+  /** Starts one more process of a service with the suite's settings and adds it to processes. */
+  start(name: ServiceName): ServiceProcess;
   /** Stops every process with SIGTERM, then drops the database and the broker queues. */
   stop(): Promise<void>;
   /** Every process's recent output, for a failing test's message. */
@@ -42,7 +48,7 @@ export const READY_LINES: Record<ServiceName, RegExp> = {
 };
 
 export async function startSuite(options: SuiteOptions = {}): Promise<Suite> {
-  const environment = testEnvironment('e2e');
+  const environment = options.environment ?? testEnvironment('e2e');
   const smtpPort = await freePort();
   const adminPort = await freePort();
   const adminToken = 'test-admin-token-0123456789';
@@ -104,6 +110,11 @@ export async function startSuite(options: SuiteOptions = {}): Promise<Suite> {
         await new Promise((resolve) => setTimeout(resolve, 100));
       }
     },
+    start(name) {
+      const child = startService(name, { ...env, ...options.serviceEnv?.[name] });
+      processes.push(child);
+      return child;
+    },
     async stop() {
       await Promise.all(processes.map((child) => child.stop()));
       await environment.database.drop();
@@ -115,15 +126,12 @@ export async function startSuite(options: SuiteOptions = {}): Promise<Suite> {
   };
 
   // queue-store first: it creates the database and runs the migrations the others rely on.
-  const queueStore = names.includes('queue-store') ? startService('queue-store', env) : undefined;
-  if (queueStore) {
-    processes.push(queueStore);
-    await queueStore.waitForLog(READY_LINES['queue-store'], 30_000);
-  }
-  for (const name of names.filter((service) => service !== 'queue-store')) {
-    processes.push(startService(name, env));
-  }
   try {
+    const queueStore = names.includes('queue-store') ? suite.start('queue-store') : undefined;
+    await queueStore?.waitForLog(READY_LINES['queue-store'], 30_000);
+    for (const name of names.filter((service) => service !== 'queue-store')) {
+      suite.start(name);
+    }
     await Promise.all(processes.map((child) => child.waitForLog(READY_LINES[child.name], 30_000)));
   } catch (error) {
     await suite.stop();

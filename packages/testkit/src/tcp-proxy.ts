@@ -2,7 +2,8 @@
  * A TCP proxy on 127.0.0.1 and a free port for tests that need a server to stop replying
  * without closing its connections. pause() stops reading what clients send, so the target sees
  * nothing more and clients wait for replies. resume() passes the held bytes on in order, so no
- * protocol stream is cut.
+ * protocol stream is cut. cut() instead acts as if the target went down: every connection is
+ * closed, and new ones are closed at once until restore().
  */
 import { connect, createServer, type Socket } from 'node:net';
 
@@ -12,6 +13,10 @@ export interface TcpProxy {
   pause(): void;
   /** Passes client bytes on again, the held ones first. */
   resume(): void;
+  /** Closes every proxied connection, and each new one at once until restore(). */
+  cut(): void;
+  /** Proxies new connections to the target again. */
+  restore(): void;
   /** Closes the listener and every proxied connection. */
   close(): Promise<void>;
 }
@@ -19,7 +24,12 @@ export interface TcpProxy {
 export async function startTcpProxy(targetHost: string, targetPort: number): Promise<TcpProxy> {
   const clients = new Set<Socket>();
   let paused = false;
+  let isCut = false;
   const server = createServer((client) => {
+    if (isCut) {
+      client.destroy();
+      return;
+    }
     const upstream = connect({ host: targetHost, port: targetPort });
     clients.add(client);
     client.pipe(upstream);
@@ -58,6 +68,15 @@ export async function startTcpProxy(targetHost: string, targetPort: number): Pro
       for (const client of clients) {
         client.resume();
       }
+    },
+    cut() {
+      isCut = true;
+      for (const client of clients) {
+        client.destroy();
+      }
+    },
+    restore() {
+      isCut = false;
     },
     close() {
       for (const client of clients) {
