@@ -1,9 +1,16 @@
-import { handleShutdown } from '@secondary-mx/lifecycle';
+import { CLOSE_MARGIN_MS, handleShutdown } from '@secondary-mx/lifecycle';
 import { createLogger } from '@secondary-mx/logger';
-import { startIngress } from './service.ts';
+import { replyWaitMs, startIngress } from './service.ts';
 import { loadIngressSettings } from './settings.ts';
 
 const settings = loadIngressSettings();
 const logger = createLogger('ingress', settings.MX_LOG_LEVEL);
-const service = await startIngress(settings, logger);
-handleShutdown({ logger, stop: () => service.stop(), timeoutMs: 30_000 });
+let service: Awaited<ReturnType<typeof startIngress>> | undefined;
+handleShutdown({
+  logger,
+  stop: async () => {
+    await service?.stop();
+  },
+  timeoutMs: settings.MX_SHUTDOWN_GRACE + replyWaitMs(settings) + CLOSE_MARGIN_MS,
+});
+service = await startIngress(settings, logger);

@@ -18,6 +18,7 @@ import { installEnhancedCodeShim } from './enhanced-codes.ts';
 import { limitErrors } from './error-limit.ts';
 import { installRawParameters } from './esmtp-parameters.ts';
 import { type EtrnHandler, installEtrn } from './etrn.ts';
+import { stopGracefully } from './graceful-stop.ts';
 import { createIngressMetrics } from './metrics.ts';
 import { rejectEarlyTalkers } from './pregreet.ts';
 import { PregreetPasses } from './pregreet-passes.ts';
@@ -31,8 +32,22 @@ import { type HandlerContext, onData, onMailFrom, onRcptTo } from './smtp-handle
 import { readTlsCredentials, watchTlsCredentials } from './tls-certificate.ts';
 import { VerifyCache } from './verify-cache.ts';
 
-/** How long SMTP sessions in progress may go on after a stop signal. */
-const CLOSE_TIMEOUT_MS = 20_000;
+/** Margin after the longest wait of a command handler, for its reply to be written. */
+const REPLY_MARGIN_MS = 1000;
+
+/**
+ * Returns how long a command in progress at the end of the shutdown grace may take to get its
+ * reply: the longest of the waits that a handler bounds by a setting, plus a margin.
+ */
+export function replyWaitMs(settings: IngressSettings): number {
+  const waits = [
+    settings.MX_SPOOL_TIMEOUT,
+    settings.MX_GREYLIST_TIMEOUT,
+    settings.MX_VERIFY_TIMEOUT,
+    settings.MX_DNS_TIMEOUT,
+  ];
+  return Math.max(...waits) + REPLY_MARGIN_MS;
+}
 
 /** Returns 'ok' while the RPC queue has a consumer, and 'unknown' while RabbitMQ is down. */
 async function checkConsumers(broker: Broker, queue: string): Promise<string> {
@@ -159,7 +174,6 @@ export async function startIngress(settings: IngressSettings, logger: Logger) {
     // NOTE: an idle timeout only, in commands and in DATA alike. A client that sends a byte
     // within every interval keeps its session; only MX_MAX_CONNECTIONS_PER_CLIENT bounds that.
     socketTimeout: settings.MX_SMTP_TIMEOUT,
-    closeTimeout: CLOSE_TIMEOUT_MS,
     logger: false,
     onConnect: onConnect(context, limits),
     onMailFrom: onMailFrom(context),
@@ -209,9 +223,17 @@ export async function startIngress(settings: IngressSettings, logger: Logger) {
   return {
     server,
     metricsServer,
+    /**
+     * Closes the listener, lets sessions in progress finish within MX_SHUTDOWN_GRACE (see
+     * graceful-stop.ts), then disconnects.
+     */
     async stop() {
       stopWatchingTls();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await stopGracefully(server, {
+        graceMs: settings.MX_SHUTDOWN_GRACE,
+        replyWaitMs: replyWaitMs(settings),
+        logger,
+      });
       domains.stop();
       await broker.stop();
       await closeRedis(redis);

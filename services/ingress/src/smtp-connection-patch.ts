@@ -17,6 +17,12 @@ export interface ConnectionInternals {
   _upgrading: boolean;
   _closing: boolean;
   _closed: boolean;
+  /** True while a command handler, such as onRcptTo, has not called back yet. */
+  _handlerPending: boolean;
+  /** The message stream from the DATA command until the reply after it; falsy otherwise. */
+  _dataStream: unknown;
+  /** The command parser; `_dataMode` is true while message bytes are being received. */
+  _parser: { _dataMode: boolean } | false | undefined;
   send(code: number, data?: unknown, context?: unknown): void;
   close(): void;
   _onCommand(command: Buffer, callback?: () => void): void;
