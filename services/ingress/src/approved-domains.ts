@@ -4,9 +4,10 @@
  * `domains.changed` control event and every MX_DOMAIN_REFRESH as a fallback for a missed event.
  */
 import { compileRecipientList } from '@secondary-mx/address';
-import type { Broker } from '@secondary-mx/amqp';
+import { type Broker, BrokerUnavailableError } from '@secondary-mx/amqp';
 import { type DomainPolicy, DomainsListReplySchema, QUEUE } from '@secondary-mx/contracts';
 import type { Logger } from '@secondary-mx/logger';
+import type { SpoolAvailability } from './spool-availability.ts';
 
 /** A domain's policy with its recipient list compiled for matching. */
 export interface DomainPolicyEntry extends Omit<DomainPolicy, 'recipients'> {
@@ -40,10 +41,12 @@ export class ApprovedDomains {
   private reloadAgain = false;
   private stopped = false;
 
+  /** `spool` records whether each domains.list request succeeded. */
   constructor(
     private readonly broker: Broker,
     private readonly logger: Logger,
     private readonly refreshMs: number,
+    private readonly spool?: SpoolAvailability,
   ) {}
 
   /** True once the list has been loaded at least once. */
@@ -102,11 +105,17 @@ export class ApprovedDomains {
     let nextInMs = this.refreshMs;
     try {
       await this.broker.whenConnected();
-      const content = await this.broker.call(
-        QUEUE.domainsList,
-        Buffer.from('{}'),
-        RELOAD_TIMEOUT_MS,
-      );
+      let content: Buffer;
+      try {
+        content = await this.broker.call(QUEUE.domainsList, Buffer.from('{}'), RELOAD_TIMEOUT_MS);
+      } catch (error) {
+        // A lost RabbitMQ connection is no sign of a queue-store failure.
+        if (!(error instanceof BrokerUnavailableError)) {
+          this.spool?.failed(`domains.list failed: ${(error as Error).message}`);
+        }
+        throw error;
+      }
+      this.spool?.succeeded();
       const reply = DomainsListReplySchema.parse(JSON.parse(content.toString('utf8')));
       const first = this.domains === undefined;
       this.policies = new Map(

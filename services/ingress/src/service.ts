@@ -29,6 +29,7 @@ import { createReverseResolver } from './reverse-resolver.ts';
 import { SenderDomainChecker } from './sender-domain.ts';
 import type { IngressSettings } from './settings.ts';
 import { type HandlerContext, onData, onMailFrom, onRcptTo } from './smtp-handlers.ts';
+import { SpoolAvailability } from './spool-availability.ts';
 import { readTlsCredentials, watchTlsCredentials } from './tls-certificate.ts';
 import { VerifyCache } from './verify-cache.ts';
 
@@ -90,7 +91,8 @@ export async function startIngress(settings: IngressSettings, logger: Logger) {
     logger,
     connectionName: 'ingress',
   });
-  const domains = new ApprovedDomains(broker, logger, settings.MX_DOMAIN_REFRESH);
+  const spool = new SpoolAvailability(broker, logger);
+  const domains = new ApprovedDomains(broker, logger, settings.MX_DOMAIN_REFRESH, spool);
   broker.subscribe(EXCHANGE.control, (content) => {
     if (parseControlEvent(content)?.type === 'domains.changed') {
       void domains.reload();
@@ -134,6 +136,7 @@ export async function startIngress(settings: IngressSettings, logger: Logger) {
     logger,
     metrics,
     pregreet: new PregreetPasses(settings.MX_PREGREET_TTL),
+    spool,
   };
   const onEtrn: EtrnHandler = async (domain, session) => {
     const log = logger.child({ session, domain });

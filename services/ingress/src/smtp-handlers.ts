@@ -8,7 +8,7 @@
  */
 import type { Readable } from 'node:stream';
 import { normalizeDomain } from '@secondary-mx/address';
-import type { Broker } from '@secondary-mx/amqp';
+import { type Broker, BrokerUnavailableError } from '@secondary-mx/amqp';
 import { type EnvelopeRecipient, newQueueId } from '@secondary-mx/contracts';
 import type { Logger } from '@secondary-mx/logger';
 import type { SMTPServerAddress, SMTPServerDataStream, SMTPServerSession } from 'smtp-server';
@@ -27,6 +27,7 @@ import { checkRecipientPolicy } from './recipient-policy.ts';
 import type { RecipientVerifier } from './recipient-verifier.ts';
 import type { SenderDomainChecker } from './sender-domain.ts';
 import type { IngressSettings } from './settings.ts';
+import type { SpoolAvailability } from './spool-availability.ts';
 import { storeMessage } from './spool-client.ts';
 
 type Callback = (error?: Error | null) => void;
@@ -43,6 +44,7 @@ export interface HandlerContext {
   metrics: IngressMetrics;
   /** Clients that passed the pregreet test recently and skip its wait. */
   pregreet: PregreetPasses;
+  spool: SpoolAvailability;
 }
 
 /**
@@ -56,6 +58,9 @@ const NOTIFY_VALUES = new Set(['NEVER', 'SUCCESS', 'FAILURE', 'DELAY']);
 
 /** Maximum sender length, in octets, that queue-store's spool.store schema accepts. */
 const MAX_ADDRESS_OCTETS = 320;
+
+/** queue-store replies that mean it or its database cannot store mail now. */
+const UNAVAILABLE_SPOOL_ERRORS = new Set(['database error', 'deadline passed']);
 
 function sessionLog(context: HandlerContext, session: SMTPServerSession): Logger {
   return context.logger.child({ session: session.id, client: session.remoteAddress });
@@ -203,6 +208,14 @@ async function checkRecipient(
     log.info({ recipient, domain, reply: 550 }, 'recipient rejected: relaying denied');
     throw smtpError(550, '5.7.1', `<${recipient}>: relaying denied`);
   }
+  const unavailable = context.spool.unavailableReason();
+  if (unavailable) {
+    log.warn(
+      { recipient, reason: unavailable, reply: 451 },
+      'recipient deferred: mail cannot be stored now',
+    );
+    throw smtpError(451, '4.3.0', `<${recipient}>: mail cannot be stored now, try again later`);
+  }
   const listed = await context.dnsbl.check(session.id, session.remoteAddress);
   if (listed) {
     log.info({ recipient, reply: 554 }, `recipient rejected: ${listed.message}`);
@@ -317,6 +330,15 @@ function uniqueRecipients(recipients: EnvelopeRecipient[]): EnvelopeRecipient[] 
     byAddress.set(key, recipient);
   }
   return [...byAddress.values()];
+}
+
+/**
+ * Marks the spool unavailable and reloads the approved domains. The first domains.list request
+ * that succeeds marks the spool available again.
+ */
+function noteSpoolFailure(context: HandlerContext, reason: string): void {
+  context.spool.failed(reason);
+  void context.domains.reload();
 }
 
 /** Reads the message, then stores it; answers 250 with the queue id only after the commit. */
@@ -440,13 +462,21 @@ async function receiveMessage(
         { queueId, error: reply.error, reply: 451 },
         'message not stored: queue-store refused it',
       );
+      if (UNAVAILABLE_SPOOL_ERRORS.has(reply.error)) {
+        noteSpoolFailure(context, `spool.store replied: ${reply.error}`);
+      }
       throw smtpError(451, '4.3.0', 'local error in processing, try again later');
     }
+    context.spool.succeeded();
   } catch (error) {
     if ((error as { responseCode?: number }).responseCode) {
       throw error;
     }
     log.error({ queueId, err: error, reply: 451 }, 'message not stored');
+    // A lost RabbitMQ connection is noticed by the broker itself.
+    if (!(error instanceof BrokerUnavailableError)) {
+      noteSpoolFailure(context, `spool.store failed: ${(error as Error).message}`);
+    }
     throw smtpError(451, '4.3.0', 'local error in processing, try again later');
   }
   log.info(
