@@ -12,12 +12,13 @@ import type { WorkerObserver } from './metrics.ts';
 import type { NextHopResolver } from './next-hop.ts';
 import { judgeAllLocally, type RecipientVerdict } from './recipient-verdicts.ts';
 import { localVerdict, type ReplyVerdict } from './reply-classification.ts';
-import type {
-  JobContext,
-  JobDelivery,
-  MessageOutcome,
-  MessagePart,
-  SmtpDelivery,
+import {
+  type JobContext,
+  type JobDelivery,
+  type MessageOutcome,
+  type MessagePart,
+  type SmtpDelivery,
+  STOPPING_TEXT,
 } from './smtp-delivery.ts';
 
 export interface DeliveryHandlerOptions {
@@ -134,6 +135,9 @@ export function createDeliveryHandler(
     context: JobContext,
   ): Promise<JobDelivery> => {
     try {
+      if (smtp.isDraining) {
+        return deferJob(job, localVerdict('notAttempted', STOPPING_TEXT), context.startedAt);
+      }
       if (!smtp.fitsInLease(context.startedAt, context.leaseUntil)) {
         const left = context.leaseUntil - context.startedAt;
         const text = `not attempted: the lease has ${left} ms left, less than a message may take`;

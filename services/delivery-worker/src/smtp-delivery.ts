@@ -6,8 +6,9 @@
  *
  * A connection lost in the middle of a job is replaced once, by trying the hops again in order.
  * When that fails, or the second connection is lost too, the recipients of the messages left
- * are deferred. A message starts only while the lease has a full message time left. Otherwise
- * its recipients and those of the later messages go back to queue-store untried.
+ * are deferred. A message starts only while the lease has a full message time left and the
+ * worker is not stopping. Otherwise its recipients and those of the later messages go back to
+ * queue-store untried.
  */
 import type { JobMessage } from '@secondary-mx/contracts';
 import type { Logger } from '@secondary-mx/logger';
@@ -69,6 +70,9 @@ export interface JobContext {
 /** Connections a job may open after its first one was lost. */
 const MAX_RECONNECTS = 1;
 
+/** The reply text of recipients handed back because the worker is stopping. */
+export const STOPPING_TEXT = 'not attempted: the delivery worker is stopping';
+
 type SessionChoice = { session: SmtpSession } | { failure: LocalFailure; text: string };
 
 /**
@@ -95,6 +99,7 @@ export class SmtpDelivery {
   /** Sessions open now, so stop() can close them. */
   private readonly sessions = new Set<SmtpSession>();
   private stopped = false;
+  private draining = false;
 
   constructor(
     private readonly options: SmtpDeliveryOptions,
@@ -150,6 +155,19 @@ export class SmtpDelivery {
     return { outcomes: run.outcomes, relays: run.relays };
   }
 
+  /** True once drain() was called: no message starts from then on. */
+  get isDraining(): boolean {
+    return this.draining;
+  }
+
+  /**
+   * Lets each job finish the message in hand and hands its later messages back untried, so
+   * that a stopping worker keeps no recipient leased longer than that message takes.
+   */
+  drain(): void {
+    this.draining = true;
+  }
+
   /** Closes every open session at once and opens no new ones, so deliveries in flight defer. */
   closeAll(): void {
     this.stopped = true;
@@ -166,6 +184,10 @@ export class SmtpDelivery {
   private async deliverNext(run: JobRun, index: number, start: number): Promise<boolean> {
     const part = run.parts[index] as MessagePart;
     const { leaseUntil } = run.context;
+    if (this.draining) {
+      this.deferRest(run, index, start, 'notAttempted', STOPPING_TEXT);
+      return false;
+    }
     if (!this.fitsInLease(start, leaseUntil)) {
       const left = Math.max(0, leaseUntil - start);
       this.deferRest(

@@ -6,6 +6,7 @@
 import { Broker } from '@secondary-mx/amqp';
 import { QUEUE, type Result } from '@secondary-mx/contracts';
 import { DnsLookup, type DnsLookupOptions } from '@secondary-mx/dns';
+import { CLOSE_MARGIN_MS } from '@secondary-mx/lifecycle';
 import type { Logger } from '@secondary-mx/logger';
 import { type MetricsServer, startMetricsServer } from '@secondary-mx/metrics';
 import { CompletedLeases } from './completed-leases.ts';
@@ -19,8 +20,6 @@ import { createVerifyHandler } from './verify-handler.ts';
 
 export interface WorkerOptions {
   dns?: Omit<DnsLookupOptions, 'servers'>;
-  /** How long stop() waits for jobs in flight before it closes their SMTP sessions. */
-  stopTimeoutMs?: number;
 }
 
 export interface DeliveryWorker {
@@ -31,16 +30,23 @@ export interface DeliveryWorker {
    */
   start(): Promise<void>;
   /**
-   * Stops consuming, waits for jobs in flight, then closes RabbitMQ, SMTP sessions and the
-   * listener.
+   * Stops consuming. Each job in flight finishes the message in hand and hands the rest back
+   * untried. Messages still in hand after MX_SHUTDOWN_GRACE lose their SMTP connection and are
+   * deferred. Then the worker closes RabbitMQ once the results are published, and the listener.
    */
   stop(): Promise<void>;
   /** The metrics and health listener, once start() has opened it. */
   readonly metricsServer: MetricsServer | undefined;
 }
 
-const DEFAULT_STOP_TIMEOUT_MS = 20_000;
 const PUBLISH_RETRY_MS = 1000;
+/** How long the jobs whose SMTP connections were closed at the end of the grace may take. */
+const CUT_OFF_WAIT_MS = 5000;
+
+/** Returns the time limit of stop(): the grace, the wait for deliveries cut off, and closing. */
+export function stopTimeoutMs(settings: WorkerSettings): number {
+  return settings.MX_SHUTDOWN_GRACE + CUT_OFF_WAIT_MS + CLOSE_MARGIN_MS;
+}
 
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
@@ -71,9 +77,9 @@ export function createDeliveryWorker(
   const metrics = createWorkerMetrics({ rabbitmqConnected: () => broker.connected });
   broker.onError((kind) => metrics.countRabbitmqError(kind));
   let metricsServer: MetricsServer | undefined;
-  let stopping = false;
+  let closing = false;
 
-  /** Publishes a result, retrying while RabbitMQ is away, until `retryUntil` or the worker stops. */
+  /** Publishes a result, retrying while RabbitMQ is away, until `retryUntil` or the worker closes. */
   const publishResult = async (result: Result, retryUntil: number): Promise<void> => {
     const content = Buffer.from(JSON.stringify(result), 'utf8');
     const ids =
@@ -83,7 +89,7 @@ export function createDeliveryWorker(
         await broker.publish(QUEUE.deliveryResults, content, { contentType: 'application/json' });
         return;
       } catch (error) {
-        if (stopping || Date.now() + PUBLISH_RETRY_MS >= retryUntil) {
+        if (closing || Date.now() + PUBLISH_RETRY_MS >= retryUntil) {
           throw error;
         }
         logger.warn(
@@ -139,8 +145,18 @@ export function createDeliveryWorker(
       );
     },
     async stop() {
-      stopping = true;
-      await broker.stop(options.stopTimeoutMs ?? DEFAULT_STOP_TIMEOUT_MS);
+      smtp.drain();
+      const graceMs = settings.MX_SHUTDOWN_GRACE;
+      if (!(await broker.stopConsuming(graceMs))) {
+        logger.warn(
+          { graceMs },
+          'deliveries still in progress after the shutdown grace, closing their SMTP connections',
+        );
+        smtp.closeAll();
+        await broker.stopConsuming(CUT_OFF_WAIT_MS);
+      }
+      closing = true;
+      await broker.close();
       smtp.closeAll();
       dns.cancel();
       await metricsServer?.close();

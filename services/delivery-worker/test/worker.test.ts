@@ -503,6 +503,47 @@ describe('delivery worker', () => {
     assert.equal(requeued, 0, 'the delivered job went back to delivery.jobs');
   });
 
+  test('stop hands back messages not started', async () => {
+    const worker = await runWorker([]);
+    const job = makeJob({ messages: [makeMessage(), makeMessage(), makeMessage()] });
+    let dataReplies = 0;
+    primary.onData = () => {
+      dataReplies += 1;
+      return new Promise((resolve) => setTimeout(() => resolve(undefined), 500));
+    };
+    await publishJob(job);
+    await waitFor(() => dataReplies > 0, 'the first message to reach DATA');
+    await worker.stop();
+    workers.splice(workers.indexOf(worker), 1);
+
+    const result = await waitForResult(job.leaseId, 2000);
+    const [first, ...rest] = job.messages.map((message) => message.recipients[0]?.id ?? '');
+    assert.equal(outcomeFor(result, first ?? '').status, 'delivered');
+    for (const recipientId of rest) {
+      const outcome = outcomeFor(result, recipientId);
+      assert.equal(outcome.status, 'deferred');
+      assert.equal(outcome.failureKind, 'notAttempted');
+      assert.match(outcome.reply, /delivery worker is stopping/);
+    }
+    assert.equal(dataReplies, 1, 'a message after the one in hand was sent');
+  });
+
+  test('stop cuts a delivery off after the grace', async () => {
+    const worker = await runWorker([], { MX_SHUTDOWN_GRACE: '300ms' });
+    const job = makeJob();
+    primary.onData = () => new Promise((resolve) => setTimeout(() => resolve(undefined), 5000));
+    await publishJob(job);
+    await waitFor(() => primary.currentSessions > 0, 'the delivery to start');
+    const stopStarted = Date.now();
+    await worker.stop();
+    const stopMs = Date.now() - stopStarted;
+    workers.splice(workers.indexOf(worker), 1);
+
+    assert.ok(stopMs < 3000, `stop took ${stopMs} ms with a grace of 300 ms`);
+    const result = await waitForResult(job.leaseId, 2000);
+    assert.equal(result.outcomes[0]?.status, 'deferred');
+  });
+
   test('drops invalid and expired jobs', async () => {
     const lines: LogLine[] = [];
     await runWorker(lines);
