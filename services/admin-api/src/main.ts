@@ -6,7 +6,7 @@
 import { Broker } from '@secondary-mx/amqp';
 import { loadSettingsOrExit } from '@secondary-mx/config';
 import { createPool } from '@secondary-mx/db';
-import { handleShutdown } from '@secondary-mx/lifecycle';
+import { CLOSE_MARGIN_MS, handleShutdown } from '@secondary-mx/lifecycle';
 import { createLogger } from '@secondary-mx/logger';
 import { buildApp } from './app.ts';
 import { ADMIN_API_SETTINGS } from './settings.ts';
@@ -28,13 +28,29 @@ void broker.start();
 
 const app = await buildApp({ pool, broker, token: settings.MX_ADMIN_TOKEN, logger, settings });
 
+/** Resolves false when the grace ran out first. */
+function withinGrace(work: Promise<void>): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const graceOver = new Promise<boolean>((resolve) => {
+    timer = setTimeout(() => resolve(false), settings.MX_SHUTDOWN_GRACE);
+  });
+  return Promise.race([work.then(() => true), graceOver]).finally(() => clearTimeout(timer));
+}
+
 handleShutdown({
   logger,
+  // fastify's close() stops listening and waits for the requests in progress.
   stop: async () => {
-    await app.close();
-    await broker.stop();
+    if (!(await withinGrace(app.close()))) {
+      logger.warn(
+        { graceMs: settings.MX_SHUTDOWN_GRACE },
+        'requests still in progress after the shutdown grace, closing anyway',
+      );
+    }
+    await broker.stop(0);
     await pool.end();
   },
+  timeoutMs: settings.MX_SHUTDOWN_GRACE + CLOSE_MARGIN_MS,
 });
 
 const { host, port } = settings.MX_ADMIN_LISTEN;

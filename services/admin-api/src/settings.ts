@@ -20,6 +20,7 @@ export const ADMIN_API_SETTINGS = [
   'MX_AMQP_PREFIX',
   'MX_ADMIN_LISTEN',
   'MX_ADMIN_TOKEN',
+  'MX_SHUTDOWN_GRACE',
   'MX_LOG_LEVEL',
   ...ROUTE_SETTINGS,
 ] as const;

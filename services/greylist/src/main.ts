@@ -1,5 +1,5 @@
 import { loadSettingsOrExit } from '@secondary-mx/config';
-import { handleShutdown } from '@secondary-mx/lifecycle';
+import { CLOSE_MARGIN_MS, handleShutdown } from '@secondary-mx/lifecycle';
 import { createLogger } from '@secondary-mx/logger';
 import { createGreylistService } from './service.ts';
 import { findSettingsProblem, SETTING_NAMES } from './settings.ts';
@@ -13,5 +13,9 @@ if (problem !== undefined) {
 
 const logger = createLogger('greylist', settings.MX_LOG_LEVEL);
 const service = createGreylistService(settings, logger);
-handleShutdown({ logger, stop: () => service.stop() });
+handleShutdown({
+  logger,
+  stop: () => service.stop(),
+  timeoutMs: settings.MX_SHUTDOWN_GRACE + CLOSE_MARGIN_MS,
+});
 await service.start();

@@ -25,7 +25,10 @@ export interface GreylistService {
    * the listener cannot bind.
    */
   start(): Promise<void>;
-  /** Stops consuming, lets checks in flight finish, then closes RabbitMQ, Redis and the listener. */
+  /**
+   * Stops consuming, lets checks in flight finish within MX_SHUTDOWN_GRACE, then closes
+   * RabbitMQ, Redis and the listener.
+   */
   stop(): Promise<void>;
   /** The metrics and health listener, once start() has opened it. */
   readonly metricsServer: MetricsServer | undefined;
@@ -100,7 +103,7 @@ export function createGreylistService(settings: GreylistSettings, logger: Logger
       logger.info({ queue: broker.name(QUEUE.greylistCheck) }, 'serving greylist checks');
     },
     async stop() {
-      await broker.stop();
+      await broker.stop(settings.MX_SHUTDOWN_GRACE);
       await closeRedis(redis);
       await metricsServer?.close();
     },

@@ -16,6 +16,7 @@ export const SETTING_NAMES = [
   'MX_HOSTNAME',
   'MX_GREYLIST_METRICS_LISTEN',
   'DNS_SERVERS',
+  'MX_SHUTDOWN_GRACE',
   'MX_LOG_LEVEL',
 ] as const;
 

@@ -159,10 +159,23 @@ export async function startQueueStore(settings: QueueStoreSettings, logger: Logg
 
   return {
     metricsServer,
+    /**
+     * Stops taking requests and results, lets the spool writes and result writes in progress
+     * commit within MX_SHUTDOWN_GRACE, ends the scheduler and maintenance passes in progress,
+     * then disconnects. Messages not yet taken stay in their queues for another replica or the
+     * next start.
+     */
     async stop() {
-      await maintenance.stop();
+      const idle = await broker.stopConsuming(settings.MX_SHUTDOWN_GRACE);
+      if (!idle) {
+        logger.warn(
+          { graceMs: settings.MX_SHUTDOWN_GRACE },
+          'requests still in progress after the shutdown grace, their messages are requeued',
+        );
+      }
       await scheduler.stop();
-      await broker.stop();
+      await maintenance.stop();
+      await broker.close();
       await pool.end();
       await metricsServer?.close();
     },
