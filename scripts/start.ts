@@ -2,7 +2,10 @@
  * Runs all five services on this machine, like a small init: each service is a child process
  * with this process's environment; one that crashes is started again after a pause, one that
  * exits for invalid settings (status 78) stops the whole run, and SIGTERM or SIGINT is passed
- * to every child before this process exits.
+ * to every child as SIGTERM before this process exits. The children run in a process group of
+ * their own, so Ctrl-C in a terminal reaches them only through this process. Otherwise each
+ * child would get SIGINT from the terminal and SIGTERM from here, and a second signal makes a
+ * service exit at once instead of finishing its work.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -11,6 +14,8 @@ import { ConfigError, loadSettings, SETTINGS, type SettingName } from '@secondar
 const SERVICES = ['queue-store', 'greylist', 'delivery-worker', 'ingress', 'admin-api'];
 const EX_CONFIG = 78;
 const RESTART_DELAY_MS = 2000;
+/** Time beyond the longest stop of a child, whose own limit ends it before this one. */
+const STOP_MARGIN_MS = 30_000;
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const children = new Map<string, ChildProcess>();
@@ -25,6 +30,7 @@ function run(service: string): void {
     cwd: root,
     env: process.env,
     stdio: 'inherit',
+    detached: true,
   });
   children.set(service, child);
   child.on('exit', (code, signal) => {
@@ -54,7 +60,34 @@ function stop(signal: NodeJS.Signals, exitCode = 0): void {
     child.kill(signal);
   }
   process.exitCode = exitCode;
-  setTimeout(() => process.exit(exitCode || 1), 40_000).unref();
+  setTimeout(() => {
+    // The children have their own process group, so they would outlive this process.
+    for (const child of children.values()) {
+      child.kill('SIGKILL');
+    }
+    process.exit(exitCode || 1);
+  }, stopLimitMs()).unref();
+}
+
+/**
+ * Returns how long the children may take to stop: the shutdown grace, the longest wait of an
+ * SMTP command in ingress after it, and a margin.
+ */
+function stopLimitMs(): number {
+  const settings = loadSettings([
+    'MX_SHUTDOWN_GRACE',
+    'MX_SPOOL_TIMEOUT',
+    'MX_GREYLIST_TIMEOUT',
+    'MX_VERIFY_TIMEOUT',
+    'MX_DNS_TIMEOUT',
+  ]);
+  const commandWaitMs = Math.max(
+    settings.MX_SPOOL_TIMEOUT,
+    settings.MX_GREYLIST_TIMEOUT,
+    settings.MX_VERIFY_TIMEOUT,
+    settings.MX_DNS_TIMEOUT,
+  );
+  return settings.MX_SHUTDOWN_GRACE + commandWaitMs + STOP_MARGIN_MS;
 }
 
 /**
