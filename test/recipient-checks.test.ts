@@ -61,13 +61,16 @@ async function rcpt(address: string): Promise<SmtpReply> {
   }
 }
 
-/** Polls until the RCPT reply for the address has the code; returns that reply. */
+/**
+ * Polls until the RCPT reply for the address has the code; returns that reply. A relay denial
+ * (5.7.1) does not count, because ingress sends it until it has loaded a new domain.
+ */
 async function waitForReply(address: string, code: number, timeoutMs = 10_000) {
   const deadline = Date.now() + timeoutMs;
   let last: SmtpReply | undefined;
   while (Date.now() < deadline) {
     last = await rcpt(address);
-    if (last.code === code) {
+    if (last.code === code && !/^\d{3} 5\.7\.1 /.test(last.text)) {
       return last;
     }
     await new Promise((resolve) => setTimeout(resolve, 100));
