@@ -5,6 +5,8 @@
 export const QUEUE = {
   /** RPC: ingress asks greylist for a verdict on one recipient. */
   greylistCheck: 'greylist.check',
+  /** RPC: admin-api looks up a triplet in greylist, or lists or changes its whitelist. */
+  greylistAdmin: 'greylist.admin',
   /** RPC: ingress hands a received message to queue-store, which replies once it is committed. */
   spoolStore: 'spool.store',
   /** RPC: ingress asks queue-store for the approved domains. */

@@ -110,6 +110,126 @@ export const GreylistCheckReplySchema = z.object({
 });
 export type GreylistCheckReply = z.infer<typeof GreylistCheckReplySchema>;
 
+export const GREYLIST_WHITELIST_KINDS = ['client', 'name', 'sender'] as const;
+export type GreylistWhitelistKind = (typeof GREYLIST_WHITELIST_KINDS)[number];
+
+/** One static whitelist entry: from a setting, or added through greylist.admin and kept in Redis. */
+export const GreylistWhitelistEntrySchema = z.object({
+  kind: z.enum(GREYLIST_WHITELIST_KINDS),
+  /**
+   * In normalized form. `client`: a network in CIDR notation (`192.0.2.0/24`, `2001:db8::1/128`).
+   * `name`: a suffix of forward-confirmed client names (`relay.example`). `sender`: an address
+   * (`alice@example.com`) or a domain with its subdomains (`@example.com`).
+   */
+  value: z.string(),
+  note: z.string().optional(),
+  /** ISO 8601 time the entry was added; absent for entries from settings. */
+  createdAt: z.string().optional(),
+  source: z.enum(['setting', 'api']),
+});
+export type GreylistWhitelistEntry = z.infer<typeof GreylistWhitelistEntrySchema>;
+
+const GreylistWhitelistValueSchema = z.string().min(1).max(320);
+
+/** Request of the greylist.admin RPC, which the greylist service serves. */
+export const GreylistAdminRequestSchema = z.discriminatedUnion('action', [
+  /** Reports the state of one triplet as a check would see it, without recording an attempt. */
+  z.object({
+    action: z.literal('lookup'),
+    clientAddress: z.string().min(1).max(64),
+    /** The forward-confirmed reverse DNS name the client would have; absent for none. */
+    clientName: z.string().max(255).optional(),
+    heloName: z.string().max(255).optional(),
+    /** Empty string for the null reverse-path `<>`. */
+    sender: z.string().max(320),
+    recipient: z.string().min(1).max(320),
+  }),
+  z.object({ action: z.literal('whitelist.list') }),
+  z.object({
+    action: z.literal('whitelist.add'),
+    kind: z.enum(GREYLIST_WHITELIST_KINDS),
+    value: GreylistWhitelistValueSchema,
+    note: z.string().max(200).optional(),
+  }),
+  z.object({
+    action: z.literal('whitelist.remove'),
+    kind: z.enum(GREYLIST_WHITELIST_KINDS),
+    value: GreylistWhitelistValueSchema,
+  }),
+]);
+export type GreylistAdminRequest = z.infer<typeof GreylistAdminRequestSchema>;
+
+/** Times are ISO 8601 and taken from the Redis server clock, as checks take them. */
+export const GreylistTripletStateSchema = z.object({
+  /**
+   * `unknown`: no attempt within the retry window. `waiting`: deferred, passes after
+   * `passAfter`. `passed`: a retry passed, so the triplet passes at once until `expiresAt`.
+   * `whitelisted`: passes without a triplet record, see `reason`.
+   */
+  state: z.enum(['unknown', 'waiting', 'passed', 'whitelisted']),
+  /**
+   * For `whitelisted`: `whitelisted-client`, `whitelisted-name`, `whitelisted-sender` (see
+   * `whitelistEntry`) or `auto-whitelisted` (the client group).
+   */
+  reason: z.string().optional(),
+  whitelistEntry: GreylistWhitelistEntrySchema.optional(),
+  /** First attempt of a `waiting` or `passed` triplet. */
+  firstSeen: z.string().optional(),
+  /** Earliest retry that passes, for `waiting`. */
+  passAfter: z.string().optional(),
+  /** Latest pass, for `passed`. */
+  lastPassed: z.string().optional(),
+  /** When the record lapses: end of the retry window, of the maximum age, or of the group's. */
+  expiresAt: z.string().optional(),
+  /** `spf:<domain>`, `name:<organizational domain>` or `net:<cidr>`. */
+  clientGroup: z.string(),
+  /** The sender as the key contains it, after normalization. */
+  sender: z.string(),
+  recipient: z.string(),
+  /** SPF result of the sender domain for the client, which decides an `spf:` group. */
+  spf: z.string(),
+  /** Redis key of the triplet record. */
+  key: z.string(),
+  /** Redis key of the client group's auto-whitelist counter. */
+  groupKey: z.string(),
+  /** Passes of the client group counted toward the auto-whitelist. */
+  groupPasses: z.number().int().nonnegative(),
+  /** Counted passes after which the group is auto-whitelisted; 0 when it never is. */
+  autoWhitelistAfter: z.number().int().nonnegative(),
+});
+export type GreylistTripletState = z.infer<typeof GreylistTripletStateSchema>;
+
+export const GreylistLookupReplySchema = z.object({
+  ok: z.literal(true),
+  lookup: GreylistTripletStateSchema,
+});
+
+export const GreylistWhitelistListReplySchema = z.object({
+  ok: z.literal(true),
+  entries: z.array(GreylistWhitelistEntrySchema),
+});
+
+/** Reply to whitelist.add and whitelist.remove. */
+export const GreylistWhitelistChangeReplySchema = z.object({
+  ok: z.literal(true),
+  /** The entry added, or found already listed, or removed. */
+  entry: GreylistWhitelistEntrySchema,
+  /** False when an added entry was already listed. */
+  changed: z.boolean(),
+});
+
+/**
+ * A greylist.admin request that failed. `invalid`: a value is not valid. `not-found`: no such
+ * entry. `conflict`: the entry comes from a setting or the list is full. `unavailable`: Redis
+ * failed.
+ */
+export const GreylistAdminErrorSchema = z.object({
+  ok: z.literal(false),
+  error: z.enum(['invalid', 'not-found', 'conflict', 'unavailable']),
+  message: z.string(),
+});
+export type GreylistAdminError = z.infer<typeof GreylistAdminErrorSchema>;
+
 export const RECIPIENT_CHECKS = ['none', 'list', 'verify'] as const;
 export type RecipientCheck = (typeof RECIPIENT_CHECKS)[number];
 

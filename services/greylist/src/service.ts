@@ -1,11 +1,13 @@
 /**
  * Wires the greylist service: Redis, the greylist, the static whitelists, the SPF check and the
- * `greylist.check` RPC consumer on RabbitMQ. main.ts runs it as a process and tests run it in-process.
+ * `greylist.check` and `greylist.admin` RPC consumers on RabbitMQ. main.ts runs it as a process
+ * and tests run it in-process.
  */
 import { Broker } from '@secondary-mx/amqp';
 import { QUEUE } from '@secondary-mx/contracts';
 import type { Logger } from '@secondary-mx/logger';
 import { type MetricsServer, startMetricsServer } from '@secondary-mx/metrics';
+import { createAdminHandler } from './admin-handler.ts';
 import { createCheckHandler } from './check-handler.ts';
 import { Greylist } from './greylist.ts';
 import { createGreylistMetrics } from './metrics.ts';
@@ -13,10 +15,12 @@ import { GreylistPolicy } from './policy.ts';
 import { closeRedis, connectRedis, whenRedisReady } from './redis.ts';
 import { findSettingsProblem, type GreylistSettings } from './settings.ts';
 import { createSpfCheck } from './spf.ts';
-import { StaticWhitelist } from './static-whitelist.ts';
+import { WhitelistStore } from './whitelist-store.ts';
 
 /** Checks in flight per replica. Each is a few DNS lookups and one short Redis round trip. */
 const PREFETCH = 50;
+/** Admin requests in flight per replica; they come from administrators, one at a time. */
+const ADMIN_PREFETCH = 5;
 
 export interface GreylistService {
   /**
@@ -53,11 +57,16 @@ export function createGreylistService(settings: GreylistSettings, logger: Logger
     maxAgeMs: settings.MX_GREYLIST_MAX_AGE,
     autoWhitelistPasses: settings.MX_GREYLIST_AUTO_WHITELIST,
   });
-  const whitelist = new StaticWhitelist({
-    clients: settings.MX_GREYLIST_WHITELIST_CLIENTS,
-    names: settings.MX_GREYLIST_WHITELIST_NAMES,
-    senders: settings.MX_GREYLIST_WHITELIST_SENDERS,
-  });
+  const whitelist = new WhitelistStore(
+    redis,
+    settings.MX_REDIS_PREFIX,
+    {
+      clients: settings.MX_GREYLIST_WHITELIST_CLIENTS,
+      names: settings.MX_GREYLIST_WHITELIST_NAMES,
+      senders: settings.MX_GREYLIST_WHITELIST_SENDERS,
+    },
+    logger,
+  );
   // Half of the time ingress waits, so the verdict still arrives when SPF runs out of time.
   const spfCheck = createSpfCheck({
     dnsServers: settings.DNS_SERVERS,
@@ -97,13 +106,17 @@ export function createGreylistService(settings: GreylistSettings, logger: Logger
         );
       }
       await whenRedisReady(redis);
+      await whitelist.start();
       const handler = createCheckHandler(policy, logger, settings.MX_GREYLIST_DELAY, metrics);
       broker.serve(QUEUE.greylistCheck, handler, { prefetch: PREFETCH });
+      const adminHandler = createAdminHandler(policy, whitelist, logger);
+      broker.serve(QUEUE.greylistAdmin, adminHandler, { prefetch: ADMIN_PREFETCH });
       await broker.start();
       logger.info({ queue: broker.name(QUEUE.greylistCheck) }, 'serving greylist checks');
     },
     async stop() {
       await broker.stop(settings.MX_SHUTDOWN_GRACE);
+      whitelist.stop();
       await closeRedis(redis);
       await metricsServer?.close();
     },

@@ -18,18 +18,36 @@ export interface Triplet extends ClientIdentity {
   recipient: string;
 }
 
+/** The fields of a triplet as its key contains them. */
+export interface TripletFields {
+  clientGroup: string;
+  /** The normalized sender. */
+  sender: string;
+  /** The recipient in lower case. */
+  recipient: string;
+}
+
+/**
+ * Returns the client group, normalized sender and recipient of a triplet. Throws
+ * InvalidAddressError for a client address that is not an IP.
+ */
+export function tripletFields(triplet: Triplet): TripletFields {
+  return {
+    clientGroup: clientGroup(triplet),
+    sender: normalizeSender(triplet.sender),
+    recipient: triplet.recipient.toLowerCase(),
+  };
+}
+
 /**
  * Returns the Redis key of a triplet. Throws InvalidAddressError for a client address that is
  * not an IP.
  */
 export function tripletKey(prefix: string, triplet: Triplet): string {
-  const fields = [
-    clientGroup(triplet),
-    normalizeSender(triplet.sender),
-    triplet.recipient.toLowerCase(),
-  ];
+  const fields = tripletFields(triplet);
   // JSON encoding keeps the fields apart whatever characters the addresses contain.
-  return `${prefix}gl:${sha256(JSON.stringify(fields))}`;
+  const text = JSON.stringify([fields.clientGroup, fields.sender, fields.recipient]);
+  return `${prefix}gl:${sha256(text)}`;
 }
 
 /** Returns the Redis key of the auto-whitelist counter of a client group. */

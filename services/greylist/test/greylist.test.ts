@@ -483,6 +483,69 @@ test('auto-whitelist 0 never whitelists a group', async () => {
   assert.equal((await check(greylist, newTriplet('203.0.113.60'), t0 + 5 * hour)).reason, 'new');
 });
 
+test('lookup of an unseen triplet writes nothing', async () => {
+  const greylist = createGreylist();
+  const triplet = { ...newTriplet('198.18.77.1'), sender: 'Bob+Tag@Example.COM' };
+  const found = await greylist.lookup(triplet);
+
+  assert.equal(found.state, 'unknown');
+  assert.equal(found.clientGroup, 'net:198.18.77.0/24');
+  assert.equal(found.sender, 'bob@example.com');
+  assert.equal(found.recipient, triplet.recipient);
+  assert.equal(found.key, tripletKey(PREFIX, triplet));
+  assert.match(found.groupKey, new RegExp(`^${PREFIX}awl:[0-9a-f]{64}$`));
+  assert.equal(found.firstSeen, undefined);
+  assert.equal(found.groupPasses, 0);
+  assert.equal(await redis.exists(found.key, found.groupKey), 0);
+});
+
+test('lookup follows a triplet from waiting to passed', async () => {
+  const greylist = createGreylist({ delayMs: 500, retryWindowMs: 3_000, maxAgeMs: 5_000 });
+  const triplet = newTriplet();
+
+  await check(greylist, triplet);
+  const waiting = await greylist.lookup(triplet);
+  assert.equal(waiting.state, 'waiting');
+  const firstSeen = waiting.firstSeen as number;
+  assert.ok(Math.abs(firstSeen - Date.now()) < 2_000, `first seen ${firstSeen}`);
+  assert.equal(waiting.passAfter, firstSeen + 500);
+  assert.equal(waiting.expiresAt, firstSeen + 3_000);
+  assert.equal(waiting.lastPassed, undefined);
+
+  await sleep(600);
+  assert.equal((await check(greylist, triplet)).reason, 'retried');
+  const passed = await greylist.lookup(triplet);
+  assert.equal(passed.state, 'passed');
+  assert.equal(passed.firstSeen, firstSeen);
+  const lastPassed = passed.lastPassed as number;
+  assert.ok(lastPassed >= firstSeen + 500, `last passed ${lastPassed}`);
+  assert.equal(passed.expiresAt, lastPassed + 5_000);
+  assert.equal(passed.passAfter, undefined);
+});
+
+test('lookup reports an auto-whitelisted group', async () => {
+  const greylist = createGreylist({ delayMs: 300, autoWhitelistPasses: 1, maxAgeMs: 60_000 });
+  const counted = newTriplet('203.0.113.90');
+  await check(greylist, counted);
+  await sleep(400);
+  assert.equal((await check(greylist, counted)).reason, 'retried');
+
+  const found = await greylist.lookup(newTriplet('203.0.113.91'));
+  assert.equal(found.state, 'auto-whitelisted');
+  assert.equal(found.groupPasses, 1);
+  assert.equal(found.autoWhitelistAfter, 1);
+  const remaining = (found.expiresAt as number) - Date.now();
+  assert.ok(remaining > 55_000, `expires in ${remaining} ms`);
+  assert.ok(remaining <= 61_000, `expires in ${remaining} ms`);
+});
+
+test('lookup rejects a client that is not an IP', async () => {
+  await assert.rejects(
+    createGreylist().lookup({ ...newTriplet(), clientAddress: 'unknown' }),
+    InvalidAddressError,
+  );
+});
+
 test('Redis holds no address in the clear', async () => {
   const greylist = createGreylist({ autoWhitelistPasses: 5 });
   const triplet: Triplet = {

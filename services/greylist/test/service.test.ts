@@ -4,9 +4,13 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Broker } from '@secondary-mx/amqp';
 import { loadSettings } from '@secondary-mx/config';
 import {
+  GreylistAdminErrorSchema,
   type GreylistCheckReply,
   GreylistCheckReplySchema,
   type GreylistCheckRequest,
+  GreylistLookupReplySchema,
+  GreylistWhitelistChangeReplySchema,
+  GreylistWhitelistListReplySchema,
   QUEUE,
 } from '@secondary-mx/contracts';
 import { createLogger } from '@secondary-mx/logger';
@@ -214,4 +218,134 @@ test('static whitelists pass over RabbitMQ', async () => {
     assert.deepEqual(await call(request), { action: 'pass', reason }, reason);
   }
   assert.equal((await call(base)).reason, 'new');
+});
+
+async function callAdmin(body: unknown): Promise<Record<string, unknown>> {
+  const content = Buffer.from(typeof body === 'string' ? body : JSON.stringify(body), 'utf8');
+  const reply = await client.call(QUEUE.greylistAdmin, content, CALL_TIMEOUT_MS);
+  return JSON.parse(reply.toString('utf8'));
+}
+
+test('admin lookup reports a waiting triplet', async () => {
+  const request: GreylistCheckRequest = {
+    session: 'session-10',
+    clientAddress: '203.0.113.30',
+    sender: 'Sender+List@Example.com',
+    recipient: 'lookup@example.org',
+  };
+  const unseen = GreylistLookupReplySchema.parse(
+    await callAdmin({ action: 'lookup', ...request, session: undefined }),
+  );
+  assert.equal(unseen.lookup.state, 'unknown');
+
+  await call(request);
+  const { lookup } = GreylistLookupReplySchema.parse(
+    await callAdmin({ action: 'lookup', ...request, session: undefined }),
+  );
+  assert.equal(lookup.state, 'waiting');
+  assert.equal(lookup.clientGroup, 'net:203.0.113.0/24');
+  assert.equal(lookup.sender, 'sender@example.com');
+  assert.equal(lookup.spf, 'none');
+  assert.equal(Date.parse(lookup.passAfter ?? '') - Date.parse(lookup.firstSeen ?? ''), 1_000);
+  assert.equal(Date.parse(lookup.expiresAt ?? '') - Date.parse(lookup.firstSeen ?? ''), 10_000);
+  assert.match(lookup.key, new RegExp(`^${REDIS_PREFIX}gl:[0-9a-f]{64}$`));
+});
+
+test('admin lookup names the matching entry', async () => {
+  const { lookup } = GreylistLookupReplySchema.parse(
+    await callAdmin({
+      action: 'lookup',
+      clientAddress: '198.51.100.40',
+      sender: 'a@elsewhere.example',
+      recipient: 'b@example.org',
+    }),
+  );
+  assert.equal(lookup.state, 'whitelisted');
+  assert.equal(lookup.reason, 'whitelisted-client');
+  assert.deepEqual(lookup.whitelistEntry, {
+    kind: 'client',
+    value: '198.51.100.0/24',
+    source: 'setting',
+  });
+});
+
+test('admin lookup groups by SPF like a check', async () => {
+  const { lookup } = GreylistLookupReplySchema.parse(
+    await callAdmin({
+      action: 'lookup',
+      clientAddress: '192.0.2.10',
+      sender: 'news@spf.example',
+      recipient: 'spf@example.org',
+    }),
+  );
+  assert.equal(lookup.spf, 'pass');
+  assert.equal(lookup.clientGroup, 'spf:spf.example');
+  // The check test above retried this triplet from another address of the domain.
+  assert.equal(lookup.state, 'passed');
+});
+
+test('whitelist entry added over RabbitMQ passes checks', async () => {
+  const request: GreylistCheckRequest = {
+    session: 'session-11',
+    clientAddress: '203.0.113.44',
+    sender: 'ops@partner.example',
+    recipient: 'added@example.org',
+  };
+  assert.equal((await call(request)).reason, 'new');
+
+  const added = GreylistWhitelistChangeReplySchema.parse(
+    await callAdmin({ action: 'whitelist.add', kind: 'client', value: '203.0.113.44', note: 'n' }),
+  );
+  assert.deepEqual(
+    { ...added.entry, createdAt: undefined },
+    { kind: 'client', value: '203.0.113.44/32', note: 'n', source: 'api', createdAt: undefined },
+  );
+  assert.equal(added.changed, true);
+  assert.deepEqual(await call(request), { action: 'pass', reason: 'whitelisted-client' });
+
+  const listed = GreylistWhitelistListReplySchema.parse(
+    await callAdmin({ action: 'whitelist.list' }),
+  );
+  assert.deepEqual(
+    listed.entries.map((entry) => `${entry.source} ${entry.kind} ${entry.value}`),
+    [
+      'setting client 198.51.100.0/24',
+      'setting client 2001:db8:cafe::/48',
+      'setting name relay.partner.example',
+      'setting sender @trusted.example',
+      'api client 203.0.113.44/32',
+    ],
+  );
+
+  const removed = GreylistWhitelistChangeReplySchema.parse(
+    await callAdmin({ action: 'whitelist.remove', kind: 'client', value: '203.0.113.44/32' }),
+  );
+  assert.equal(removed.entry.value, '203.0.113.44/32');
+  // The triplet's first attempt was recorded before the entry was added.
+  const reason = (await call(request)).reason;
+  assert.ok(['too-early', 'retried'].includes(reason), reason);
+});
+
+test('admin errors come back as replies', async () => {
+  const cases: [unknown, string, RegExp][] = [
+    ['not json', 'invalid', /not JSON/],
+    [{ action: 'purge' }, 'invalid', /action/],
+    [{ action: 'whitelist.add', kind: 'client', value: 'nowhere' }, 'invalid', /"nowhere"/],
+    [
+      { action: 'lookup', clientAddress: 'nowhere', sender: '', recipient: 'a@example.org' },
+      'invalid',
+      /not an IP address/,
+    ],
+    [{ action: 'whitelist.remove', kind: 'sender', value: '@gone.example' }, 'not-found', /@gone/],
+    [
+      { action: 'whitelist.remove', kind: 'sender', value: '@trusted.example' },
+      'conflict',
+      /MX_GREYLIST_WHITELIST_SENDERS/,
+    ],
+  ];
+  for (const [body, error, message] of cases) {
+    const reply = GreylistAdminErrorSchema.parse(await callAdmin(body));
+    assert.equal(reply.error, error, JSON.stringify(body));
+    assert.match(reply.message, message, JSON.stringify(body));
+  }
 });

@@ -51,3 +51,46 @@ test('empty static whitelist matches nothing', () => {
   const empty = new StaticWhitelist({ clients: [], names: [], senders: [] });
   assert.equal(empty.match({ ...subject, clientName: 'relay.example' }), undefined);
 });
+
+test('settings entries are listed in normal form', () => {
+  const listed = new StaticWhitelist({
+    clients: ['192.0.2.5/24'],
+    names: ['relay.example'],
+    senders: ['trusted.example'],
+  }).entries;
+  assert.deepEqual(listed, [
+    { kind: 'client', value: '192.0.2.0/24', source: 'setting' },
+    { kind: 'name', value: 'relay.example', source: 'setting' },
+    { kind: 'sender', value: '@trusted.example', source: 'setting' },
+  ]);
+});
+
+test('further entries match after the settings', () => {
+  const stored = [
+    { kind: 'client', value: '203.0.113.128/28', source: 'api' },
+    { kind: 'name', value: 'mx.partner.example', source: 'api' },
+    { kind: 'sender', value: '@lists.example', source: 'api' },
+    { kind: 'sender', value: 'news@shop.example', source: 'api' },
+  ] as const;
+  const combined = new StaticWhitelist(
+    { clients: ['192.0.2.0/24'], names: [], senders: [] },
+    stored,
+  );
+  const cases: [Partial<typeof subject> & { clientName?: string }, string | undefined][] = [
+    [{ clientAddress: '203.0.113.143' }, '203.0.113.128/28'],
+    [{ clientAddress: '203.0.113.144' }, undefined],
+    [{ clientAddress: '192.0.2.3' }, '192.0.2.0/24'],
+    [{ clientName: 'a.mx.partner.example' }, 'mx.partner.example'],
+    [{ sender: 'owner@sub.lists.example' }, '@lists.example'],
+    [{ sender: 'News@Shop.Example' }, 'news@shop.example'],
+    // Senders compare in the normalized form of greylist keys: no BATV tag, no +extension.
+    [{ sender: 'prvs=1234567890=news+tag@shop.example' }, 'news@shop.example'],
+    [{ sender: 'other@shop.example' }, undefined],
+  ];
+  for (const [fields, expected] of cases) {
+    const matched = combined.matchEntry({ ...subject, ...fields });
+    assert.equal(matched?.entry.value, expected, JSON.stringify(fields));
+  }
+  assert.equal(combined.match({ ...subject, sender: 'news@shop.example' }), 'whitelisted-sender');
+  assert.equal(combined.entries.length, 5);
+});
