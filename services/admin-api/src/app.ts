@@ -13,6 +13,7 @@ import { registerOpenApi } from './openapi.ts';
 import { dnsCheckRoutes } from './routes/dns-check.ts';
 import { domainRoutes } from './routes/domains.ts';
 import { flushRoutes } from './routes/flush.ts';
+import { greylistRoutes } from './routes/greylist.ts';
 import { healthRoutes } from './routes/health.ts';
 import { lifecycleRoutes } from './routes/lifecycle.ts';
 import { messageRoutes } from './routes/messages.ts';
@@ -99,6 +100,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
       queueActionRoutes(api, { pool, broker });
       statsRoutes(api, { pool });
       tokenRoutes(api, { pool });
+      greylistRoutes(api, { broker });
     },
     { prefix: '/api' },
   );

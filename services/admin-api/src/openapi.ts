@@ -13,7 +13,7 @@ export async function registerOpenApi(app: FastifyInstance): Promise<void> {
         version: packageJson.version,
         description:
           'Member domains and their approval, the next-hop override, the spool, queue actions, ' +
-          'statistics and flushes. ' +
+          'statistics and flushes, greylist lookups and the greylist whitelist. ' +
           'Every /api route requires `Authorization: Bearer <token>`: MX_ADMIN_TOKEN or a stored ' +
           'admin token for everything, or a member token for its own domain only.',
       },
@@ -31,6 +31,7 @@ export async function registerOpenApi(app: FastifyInstance): Promise<void> {
         { name: 'domains', description: 'member domains' },
         { name: 'messages', description: 'the spool' },
         { name: 'tokens', description: 'stored admin and member tokens' },
+        { name: 'greylist', description: 'greylist triplets and whitelist, for administrators' },
         { name: 'operations', description: 'health and metrics, without a token' },
       ],
     },
