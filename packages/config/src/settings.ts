@@ -314,6 +314,11 @@ export const SETTINGS = {
     (raw) => (raw.length >= 16 ? raw : new Error('must be at least 16 characters')),
     'bearer token of the administrators',
   ),
+  MX_ADMIN_URL: setting(
+    'http://127.0.0.1:8025',
+    url('http:', 'https:'),
+    'base URL of the admin API that mxctl calls',
+  ),
   MX_MAX_MESSAGE_SIZE: setting(
     '26214400',
     integer(1024, 100 * 1024 * 1024),
