@@ -383,10 +383,21 @@ describe('mxctl queue and stats', () => {
     }
     const domain = await registerDomain(harness.app, testDomain('cli-show'));
     const id = await storeMessage(harness.pool, [`a@${domain}`]);
+    await harness.pool.query(
+      `INSERT INTO delivery_attempts (recipient_id, attempted_at, status, reply, remote_mta)
+       SELECT id, now() - interval '1 minute', 'deferred', '421 4.4.2 busy', 'mx1.example'
+       FROM recipients WHERE address = $1`,
+      [`a@${domain}`],
+    );
     const shown = await succeed(['queue', 'show', id]);
     assert.equal(field(shown, 'id'), id);
     assert.equal(field(shown, 'sender'), 'sender@origin.example');
-    assert.match(shown, new RegExp(`a@${domain.replaceAll('.', '\\.')}\\s+queued`));
+    assert.equal(field(shown, 'client'), '- ([127.0.0.1])');
+    const address = domain.replaceAll('.', '\\.');
+    assert.match(shown, new RegExp(`\\na@${address}\\s+queued\\s+0\\s`));
+    assert.match(shown, /\nATTEMPTED\s+RECIPIENT\s+STATUS\s+REMOTE MTA\s+REPLY\n/);
+    const attempt = `Z\\s+a@${address}\\s+deferred\\s+mx1\\.example\\s+421 4\\.4\\.2 busy\\n`;
+    assert.match(shown, new RegExp(attempt));
 
     assert.equal(await succeed(['queue', 'hold', id]), `hold: 1 recipients of ${id} changed\n`);
     const bulk = await succeed(['queue', 'release', '--domain', domain]);

@@ -17,6 +17,13 @@ import {
   truncate,
 } from '../output.ts';
 
+interface AttemptView {
+  attemptedAt: string;
+  status: string;
+  reply: string | null;
+  remoteMta: string | null;
+}
+
 interface RecipientView {
   id: string;
   address: string;
@@ -27,15 +34,8 @@ interface RecipientView {
   lastAttemptAt?: string | null;
   lastReply?: string | null;
   remoteMta?: string | null;
-}
-
-interface AttemptView {
-  recipient?: string;
-  recipientId?: string;
-  attemptedAt: string;
-  status: string;
-  reply: string | null;
-  remoteMta: string | null;
+  /** In the reply of GET /api/messages/:id only. */
+  deliveryAttempts?: AttemptView[];
 }
 
 interface MessageView {
@@ -46,7 +46,11 @@ interface MessageView {
   expiresAt: string;
   completedAt: string | null;
   recipients: RecipientView[];
-  attempts?: AttemptView[];
+  /** The fields below are in the reply of GET /api/messages/:id only. */
+  kind?: string;
+  clientAddress?: string;
+  clientName?: string | null;
+  heloName?: string | null;
 }
 
 interface MessagePage {
@@ -182,6 +186,7 @@ function printMessage(context: Context, message: MessageView): void {
       ['received', formatTime(message.receivedAt)],
       ['expires', formatTime(message.expiresAt)],
       ['completed', formatTime(message.completedAt)],
+      ['client', clientText(message)],
     ]),
   );
   context.print('');
@@ -197,24 +202,32 @@ function printMessage(context: Context, message: MessageView): void {
       ]),
     ),
   );
-  if (message.attempts !== undefined) {
-    const addressOf = new Map(
-      message.recipients.map((recipient) => [recipient.id, recipient.address]),
-    );
-    context.print('');
-    context.print(
-      formatTable(
-        ['ATTEMPTED', 'RECIPIENT', 'STATUS', 'REMOTE MTA', 'REPLY'],
-        message.attempts.map((attempt) => [
-          formatTime(attempt.attemptedAt),
-          attempt.recipient ?? addressOf.get(attempt.recipientId ?? ''),
-          attempt.status,
-          attempt.remoteMta,
-          attempt.reply,
-        ]),
-      ),
-    );
+  const attempts = message.recipients.flatMap((recipient) =>
+    (recipient.deliveryAttempts ?? []).map((attempt) => ({ ...attempt, to: recipient.address })),
+  );
+  attempts.sort((a, b) => Date.parse(a.attemptedAt) - Date.parse(b.attemptedAt));
+  context.print('');
+  context.print(
+    formatTable(
+      ['ATTEMPTED', 'RECIPIENT', 'STATUS', 'REMOTE MTA', 'REPLY'],
+      attempts.map((attempt) => [
+        formatTime(attempt.attemptedAt),
+        attempt.to,
+        attempt.status,
+        attempt.remoteMta,
+        attempt.reply,
+      ]),
+    ),
+  );
+}
+
+/** Returns the client as `Received:` names it: HELO name, then reverse DNS name and address. */
+function clientText(message: MessageView): string | undefined {
+  if (message.clientAddress === undefined) {
+    return undefined;
   }
+  const name = message.clientName ? `${message.clientName} ` : '';
+  return `${message.heloName ?? '-'} (${name}[${message.clientAddress}])`;
 }
 
 function actionCommand(action: keyof typeof ACTIONS): Command {
