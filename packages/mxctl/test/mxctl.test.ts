@@ -31,9 +31,8 @@ let greylist: TestGreylist;
 let adminUrl: string;
 
 before(async () => {
-  // A route that resolves names must reach this server and never the machine's resolver.
+  // For the greylist service's SPF checks, which must never reach the machine's resolver.
   dns = await startDnsServer({});
-  process.env.DNS_SERVERS = dns.server;
   harness = await startHarness();
   greylist = await startTestGreylist(harness.amqpPrefix, {
     DNS_SERVERS: dns.server,
