@@ -18,6 +18,7 @@ import { installEnhancedCodeShim } from './enhanced-codes.ts';
 import { limitErrors } from './error-limit.ts';
 import { installRawParameters } from './esmtp-parameters.ts';
 import { type EtrnHandler, installEtrn } from './etrn.ts';
+import { installExpn } from './expn.ts';
 import { stopGracefully } from './graceful-stop.ts';
 import { createIngressMetrics } from './metrics.ts';
 import { rejectEarlyTalkers } from './pregreet.ts';
@@ -84,6 +85,7 @@ function ingressHealthChecks(
 export async function startIngress(settings: IngressSettings, logger: Logger) {
   installEnhancedCodeShim();
   installEtrn(normalizeDomain);
+  installExpn();
   installRawParameters();
   const broker = new Broker({
     url: settings.AMQP_URL,

@@ -264,6 +264,26 @@ describe('DATA', () => {
   });
 });
 
+describe('VRFY and EXPN', () => {
+  test('EXPN is declined as not implemented', async () => {
+    const { client } = await SmtpClient.connect(port);
+    await client.command('EHLO client.example');
+    const reply = await client.command('EXPN staff');
+    const after = await client.command('NOOP');
+    client.close();
+    assert.equal(reply.text, '502 5.5.1 EXPN is not implemented');
+    assert.equal(after.code, 250);
+  });
+
+  test('VRFY gets 252 without confirming the address', async () => {
+    const { client } = await SmtpClient.connect(port);
+    await client.command('EHLO client.example');
+    const reply = await client.command('VRFY bob@member.example');
+    client.close();
+    assert.equal(reply.code, 252);
+  });
+});
+
 describe('ETRN', () => {
   test('EHLO advertises ETRN', async () => {
     const { client } = await SmtpClient.connect(port);
