@@ -9,6 +9,7 @@ import type { Logger } from '@secondary-mx/logger';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { bearerAuth } from './auth.ts';
 import { formatValidationErrors, installErrorHandlers } from './errors.ts';
+import { rejectNulCharacters } from './nul-characters.ts';
 import { registerOpenApi } from './openapi.ts';
 import { dnsCheckRoutes } from './routes/dns-check.ts';
 import { domainRoutes } from './routes/domains.ts';
@@ -91,6 +92,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
       // Set by bearerAuth on every request that passes it.
       api.decorateRequest('principal', null as never);
       api.addHook('onRequest', bearerAuth(token, pool));
+      api.addHook('preValidation', rejectNulCharacters);
       domainRoutes(api, { pool, broker, settings });
       lifecycleRoutes(api, { pool, broker, settings });
       dnsCheckRoutes(api, { pool, settings });
