@@ -122,7 +122,9 @@ describe('GET /api/messages', () => {
     );
     assert.equal(second.nextCursor, ids[3]);
 
-    const last = await getMessages(`domain=${domain}&limit=2&cursor=${second.nextCursor}`);
+    const last = await getMessages(
+      `domain=${domain}&limit=2&cursor=${second.nextCursor?.toLowerCase()}`,
+    );
     assert.deepEqual(
       last.messages.map((message) => message.id),
       ids.slice(4),
@@ -152,6 +154,8 @@ describe('GET /api/messages', () => {
       ['state=bounced', /state/],
       ['domain=not_a_domain', /domain/],
       ['cursor=', /cursor/],
+      ['cursor=garbage', /cursor "garbage" is not a queue id/],
+      ['cursor=0000000000000000000I', /cursor/],
     ];
     for (const [query, field] of cases) {
       const response = await harness.app.inject({

@@ -105,6 +105,19 @@ export function messageRoutes(app: FastifyInstance, deps: { pool: Pool }): void 
         throw error;
       }
 
+      // A cursor that is not a queue id would page from an arbitrary point, often past the end.
+      const after = cursor === undefined ? undefined : parseQueueId(cursor);
+      if (cursor !== undefined && after === undefined) {
+        return reply
+          .code(400)
+          .send(
+            errorBody(
+              400,
+              `cursor ${JSON.stringify(cursor)} is not a queue id: pass nextCursor of the previous page`,
+            ),
+          );
+      }
+
       const scope = domainScope(request);
       if (scope !== undefined) {
         if (filter.domain !== undefined && filter.domain !== scope) {
@@ -113,7 +126,7 @@ export function messageRoutes(app: FastifyInstance, deps: { pool: Pool }): void 
         filter.domain = scope;
       }
 
-      const messages = await listMessages(pool, { ...filter, limit, after: cursor });
+      const messages = await listMessages(pool, { ...filter, limit, after });
       const last = messages[messages.length - 1];
       const nextCursor = messages.length === limit && last ? last.id : null;
       return reply.send({ messages: messages.map(toMessageResponse), nextCursor });
