@@ -450,7 +450,10 @@ async function receiveMessage(
         bodyType: envelope.bodyType?.toLowerCase() === '8bitmime' ? '8BITMIME' : '7BIT',
         smtpUtf8,
         clientAddress: session.remoteAddress,
-        ...(session.clientHostname ? { clientName: session.clientHostname } : {}),
+        // Without a forward-confirmed name the reverse resolver leaves `[address]` here.
+        ...(session.clientHostname && !session.clientHostname.startsWith('[')
+          ? { clientName: session.clientHostname }
+          : {}),
         ...(session.hostNameAppearsAs ? { heloName: session.hostNameAppearsAs } : {}),
         receivedAt: receivedAt.toISOString(),
       },
