@@ -318,6 +318,18 @@ describe('mxctl domains', () => {
     assert.equal(field(run.stdout, 'we are listed'), 'no');
     assert.match(run.stderr, /^mxctl: the DNS check of .* found problems\n$/);
   });
+
+  test('domains dns-check names the override', async () => {
+    const domain = await registerDomain(harness.app, testDomain('cli-dns-override'));
+    const port = await freePort();
+    await succeed(['domains', 'set', domain, '--primary-hosts', `127.0.0.1:${port}`]);
+    const run = await mxctl(['domains', 'dns-check', domain]);
+    assert.equal(run.code, 1, run.stderr);
+    assert.equal(
+      field(run.stdout, 'primary'),
+      `127.0.0.1:${port} (primaryHosts override), SMTP no answer`,
+    );
+  });
 });
 
 describe('mxctl queue and stats', () => {

@@ -36,7 +36,15 @@ interface DnsCheck {
   domain: string;
   listed: boolean;
   ourPreference: number | null;
-  primary: { host: string; preference: number; smtp: string; reply?: string } | null;
+  primary: {
+    host: string;
+    port: number;
+    /** Null for a primaryHosts entry, which has no MX preference. */
+    preference: number | null;
+    source: 'mx' | 'primaryHosts';
+    smtp: string;
+    reply?: string;
+  } | null;
   records: { host: string; preference: number }[];
   preferenceOk: boolean;
   ok: boolean;
@@ -360,6 +368,13 @@ export const domainCommands: Command[] = [
   },
 ];
 
+function primaryText(primary: NonNullable<DnsCheck['primary']>): string {
+  if (primary.source === 'primaryHosts') {
+    return `${primary.host}:${primary.port} (primaryHosts override)`;
+  }
+  return `${primary.host} (preference ${primary.preference})`;
+}
+
 function printDnsCheck(context: Context, check: DnsCheck): void {
   const primary = check.primary;
   const fields: [string, Cell][] = [
@@ -368,10 +383,7 @@ function printDnsCheck(context: Context, check: DnsCheck): void {
     ['summary', check.summary],
     ['we are listed', check.listed ? `yes, preference ${check.ourPreference}` : 'no'],
     ['preference ok', check.preferenceOk ? 'yes' : 'no'],
-    [
-      'primary',
-      primary ? `${primary.host} (preference ${primary.preference}), SMTP ${primary.smtp}` : 'none',
-    ],
+    ['primary', primary ? `${primaryText(primary)}, SMTP ${primary.smtp}` : 'none'],
   ];
   if (primary?.reply) {
     fields.push(['primary reply', primary.reply]);
