@@ -121,8 +121,16 @@ function apiError(response: Response, text: string): ApiError {
   return new ApiError(response.status, message);
 }
 
-/** Names why fetch failed, from the error code that undici puts on the cause. */
+/**
+ * Names why fetch failed, on one line: OpenSSL's messages, such as the one for https:// to a
+ * plain HTTP server, end in a newline.
+ */
 function describeFailure(error: unknown): string {
+  return describeCause(error).replace(/\s+/g, ' ').trim();
+}
+
+/** Names why fetch failed, from the error code that undici puts on the cause. */
+function describeCause(error: unknown): string {
   if (error instanceof DOMException && error.name === 'TimeoutError') {
     return `no reply within ${REQUEST_TIMEOUT_MS / 1000} s`;
   }

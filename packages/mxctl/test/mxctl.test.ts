@@ -209,6 +209,15 @@ describe('mxctl connection and token', () => {
     );
   });
 
+  test('https to plain HTTP is one line', async () => {
+    await failWith(
+      ['domains', 'list'],
+      69,
+      /cannot reach the admin API at https:\/\/127\.0\.0\.1:\d+\/: .*\(ERR_SSL_WRONG_VERSION_NUMBER\); check --url/,
+      { MX_ADMIN_URL: adminUrl.replace('http:', 'https:') },
+    );
+  });
+
   test('url flag overrides the environment', async () => {
     const port = await freePort();
     const output = await succeed(['tokens', 'list', '--url', adminUrl], {
