@@ -399,6 +399,21 @@ describe('mxctl queue and stats', () => {
     await failWith(['queue', 'show', 'NOSUCHID'], 1, /^mxctl: (400|404) /);
   });
 
+  test('queue show marks a requested hold', async () => {
+    const domain = await registerDomain(harness.app, testDomain('cli-pending'));
+    const id = await storeMessage(harness.pool, [`a@${domain}`]);
+    await harness.pool.query(
+      `UPDATE recipients SET state = 'active', lease_until = now() + interval '10 minutes'
+        WHERE message_id = $1`,
+      [id],
+    );
+    assert.equal(await succeed(['queue', 'hold', id]), `hold: 1 recipients of ${id} changed\n`);
+
+    const shown = await succeed(['queue', 'show', id]);
+    const address = domain.replaceAll('.', '\\.');
+    assert.match(shown, new RegExp(`\\na@${address}\\s+active, hold requested\\s+0\\s`));
+  });
+
   test('stats counts states', async () => {
     const output = await succeed(['stats']);
     assert.match(field(output, 'queued') ?? '', /^\d+$/);

@@ -36,6 +36,8 @@ interface RecipientView {
   remoteMta?: string | null;
   /** In the reply of GET /api/messages/:id only. */
   deliveryAttempts?: AttemptView[];
+  /** A hold or bounce of an active recipient that waits for its attempt to end (show only). */
+  pendingAction?: string | null;
 }
 
 interface MessageView {
@@ -195,7 +197,9 @@ function printMessage(context: Context, message: MessageView): void {
       ['RECIPIENT', 'STATE', 'TRIES', 'NEXT ATTEMPT', 'LAST REPLY'],
       message.recipients.map((recipient) => [
         recipient.address,
-        recipient.state,
+        recipient.pendingAction
+          ? `${recipient.state}, ${recipient.pendingAction} requested`
+          : recipient.state,
         recipient.attempts,
         formatTime(recipient.nextAttemptAt),
         recipient.lastReply,
