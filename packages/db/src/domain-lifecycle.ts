@@ -4,10 +4,10 @@
  * never misses a change. Events have no foreign key to domains and outlive a removal.
  */
 import type { DomainState } from '@secondary-mx/contracts';
-import type { Queryable } from './connection.ts';
-import { DOMAIN_COLUMNS, type DomainRow } from './domains.ts';
+import { type Pool, type Queryable, withTransaction } from './connection.ts';
+import { DOMAIN_COLUMNS, type DomainChanges, type DomainRow } from './domains.ts';
 
-export type DomainAction = 'request' | 'approve' | 'suspend' | 'remove';
+export type DomainAction = 'request' | 'approve' | 'suspend' | 'remove' | 'change';
 
 export interface DomainEvent {
   id: string;
@@ -175,4 +175,73 @@ export async function deleteUndelivered(
     [queueIds],
   );
   return { recipients: deleted.rows.length, queueIds };
+}
+
+/** The change of one setting, as recorded in a domain's history. */
+function describeChange(name: string, before: unknown, after: unknown): string | undefined {
+  const from = JSON.stringify(before);
+  const to = JSON.stringify(after);
+  return from === to ? undefined : `${name}: ${from} -> ${to}`;
+}
+
+/**
+ * Changes a domain's settings and records the change in its history, in one transaction.
+ * Returns undefined when the domain is not registered. A request that changes nothing records
+ * no event.
+ */
+export async function updateDomain(
+  pool: Pool,
+  name: string,
+  changes: DomainChanges,
+  author: { actor: string; reason: string | null },
+): Promise<DomainRow | undefined> {
+  return withTransaction(pool, async (client) => {
+    const current = await client.query<DomainRow>(
+      `SELECT ${DOMAIN_COLUMNS} FROM domains WHERE name = $1 FOR UPDATE`,
+      [name],
+    );
+    const before = current.rows[0];
+    if (!before) {
+      return undefined;
+    }
+    const result = await client.query<DomainRow>(
+      `UPDATE domains SET
+         primary_hosts = COALESCE($2, primary_hosts),
+         recipient_check = COALESCE($3, recipient_check),
+         local_part_case_sensitive = COALESCE($4, local_part_case_sensitive),
+         greylist = COALESCE($5, greylist),
+         updated_at = now()
+       WHERE name = $1 RETURNING ${DOMAIN_COLUMNS}`,
+      [
+        name,
+        changes.primaryHosts ?? null,
+        changes.recipientCheck ?? null,
+        changes.localPartCaseSensitive ?? null,
+        changes.greylist ?? null,
+      ],
+    );
+    const after = result.rows[0] as DomainRow;
+    const detail = [
+      describeChange('primaryHosts', before.primaryHosts, after.primaryHosts),
+      describeChange('recipientCheck', before.recipientCheck, after.recipientCheck),
+      describeChange(
+        'localPartCaseSensitive',
+        before.localPartCaseSensitive,
+        after.localPartCaseSensitive,
+      ),
+      describeChange('greylist', before.greylist, after.greylist),
+    ].filter((line) => line !== undefined);
+    if (detail.length > 0) {
+      await insertDomainEvent(client, {
+        domain: name,
+        actor: author.actor,
+        action: 'change',
+        fromState: after.state,
+        toState: after.state,
+        reason: author.reason,
+        detail: detail.join('; '),
+      });
+    }
+    return after;
+  });
 }

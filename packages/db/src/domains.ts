@@ -67,30 +67,6 @@ export interface DomainChanges {
 }
 
 /** Applies the given changes; returns undefined when the domain is not registered. */
-export async function updateDomain(
-  pool: Pool,
-  name: string,
-  changes: DomainChanges,
-): Promise<DomainRow | undefined> {
-  const result = await pool.query<DomainRow>(
-    `UPDATE domains SET
-       primary_hosts = COALESCE($2, primary_hosts),
-       recipient_check = COALESCE($3, recipient_check),
-       local_part_case_sensitive = COALESCE($4, local_part_case_sensitive),
-       greylist = COALESCE($5, greylist),
-       updated_at = now()
-     WHERE name = $1 RETURNING ${DOMAIN_COLUMNS}`,
-    [
-      name,
-      changes.primaryHosts ?? null,
-      changes.recipientCheck ?? null,
-      changes.localPartCaseSensitive ?? null,
-      changes.greylist ?? null,
-    ],
-  );
-  return result.rows[0];
-}
-
 export async function listDomainNames(pool: Pool, state: DomainState): Promise<string[]> {
   const result = await pool.query<{ name: string }>(
     'SELECT name FROM domains WHERE state = $1 ORDER BY name',

@@ -274,11 +274,16 @@ describe('mxctl domains', () => {
       'off',
       '--primary-hosts',
       'mail.member.example:2525, backup.member.example',
+      '--reason',
+      'primary moved',
     ]);
     assert.equal(field(output, 'greylisting'), 'off');
     assert.equal(field(output, 'primary hosts'), 'mail.member.example:2525, backup.member.example');
     const json = JSON.parse(await succeed(['domains', 'show', domain, '--json']));
     assert.equal(json.greylist, false);
+    const events = JSON.parse(await succeed(['domains', 'events', domain, '--json']));
+    const change = events.events.find((event: { action: string }) => event.action === 'change');
+    assert.equal(change.reason, 'primary moved');
   });
 
   test('domains approve makes it approved', async () => {

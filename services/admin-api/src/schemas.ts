@@ -110,7 +110,7 @@ export const DomainEventSchema = {
   properties: {
     at: timestamp,
     actor: { type: 'string', description: '`admin` (MX_ADMIN_TOKEN) or `token:<id>`' },
-    action: { type: 'string', enum: ['request', 'approve', 'suspend', 'remove'] },
+    action: { type: 'string', enum: ['request', 'approve', 'suspend', 'remove', 'change'] },
     fromState: { type: ['string', 'null'], description: 'null for a request' },
     toState: { type: 'string', description: 'a domain state, or `removed`' },
     reason: { type: ['string', 'null'] },

@@ -263,6 +263,36 @@ describe('approve and suspend', () => {
     assert.notEqual(withNewToken.body.memberToken.id, memberTokenId);
   });
 
+  test('setting changes are recorded with old and new values', async () => {
+    const domain = await registerDomain(harness.app, testDomain('settings'));
+    const member = await createTokenHeader(harness.app, 'member', domain);
+    const patch = (payload: object, headers = AUTH) =>
+      harness.app.inject({ method: 'PATCH', url: `/api/domains/${domain}`, headers, payload });
+
+    assert.equal((await patch({ greylist: false }, member)).statusCode, 200);
+    const changed = await patch({
+      primaryHosts: ['127.0.0.1:2526'],
+      recipientCheck: 'list',
+      reason: 'primary moved',
+    });
+    assert.equal(changed.statusCode, 200);
+    assert.equal((await patch({ greylist: false })).statusCode, 200, 'no change');
+
+    const history = (await events(domain)).filter((event) => event.action === 'change');
+    assert.equal(history.length, 2, 'a request that changes nothing records no event');
+    assert.match(history[0]?.actor ?? '', /^token:/);
+    assert.equal(history[0]?.detail, 'greylist: true -> false');
+    assert.equal(history[0]?.reason, null);
+    assert.equal(history[0]?.fromState, 'pending');
+    assert.equal(history[0]?.toState, 'pending');
+    assert.equal(history[1]?.actor, 'admin');
+    assert.equal(
+      history[1]?.detail,
+      'primaryHosts: [] -> ["127.0.0.1:2526"]; recipientCheck: "none" -> "list"',
+    );
+    assert.equal(history[1]?.reason, 'primary moved');
+  });
+
   test('suspended domains are listed and counted', async () => {
     const domain = await registerDomain(harness.app, testDomain('listed'));
     await call('POST', `/api/domains/${domain}/approve`);

@@ -320,6 +320,7 @@ export const domainCommands: Command[] = [
         value: 'HOSTS',
         help: 'comma-separated next hops (host or host:port); empty to use the MX records',
       },
+      reason: { type: 'string', value: 'TEXT', help: 'reason, kept in the events' },
     },
     async run(context, { args, options }) {
       const body: Record<string, unknown> = {};
@@ -343,6 +344,9 @@ export const domainCommands: Command[] = [
           'give at least one of --greylist, --recipient-check, --case-sensitive and ' +
             '--primary-hosts; run mxctl domains set --help',
         );
+      }
+      if (options.reason !== undefined) {
+        body.reason = options.reason;
       }
       const domain = (await context.api.request('PATCH', domainPath(args[0] ?? ''), {
         body,

@@ -31,6 +31,7 @@ import {
   MAX_MEMBER_NUMBER_LENGTH,
   MAX_NOTE_LENGTH,
   MAX_PRIMARY_HOSTS,
+  MAX_REASON_LENGTH,
 } from '../schemas.ts';
 import type { RouteSettings } from '../settings.ts';
 import { toDomainResponse } from '../views.ts';
@@ -51,9 +52,13 @@ interface DomainPatchBody {
   recipientCheck?: RecipientCheck;
   localPartCaseSensitive?: boolean;
   greylist?: boolean;
+  reason?: string;
 }
 
 const PATCH_FIELDS = ['primaryHosts', 'recipientCheck', 'localPartCaseSensitive', 'greylist'];
+
+/** Body fields besides the settings: the reason recorded in the domain's history. */
+const PATCH_EXTRA_FIELDS = ['reason'];
 
 /** The settings a member token may change on its own domain. */
 const MEMBER_PATCH_FIELDS = ['greylist'];
@@ -184,7 +189,7 @@ export function domainRoutes(
       schema: {
         summary:
           'Change the next-hop override, the recipient check or the greylist switch of a domain',
-        description: `Fields left out keep their value. At least one of ${PATCH_FIELDS.join(', ')} is required. A member token may change greylist only.`,
+        description: `Fields left out keep their value. At least one of ${PATCH_FIELDS.join(', ')} is required. Each change is recorded in the domain's events. A member token may change greylist only.`,
         tags: TAGS,
         params: DomainParamsSchema,
         body: {
@@ -212,6 +217,11 @@ export function domainRoutes(
               type: 'boolean',
               description: "false skips the greylist check for the domain's recipients",
             },
+            reason: {
+              type: 'string',
+              maxLength: MAX_REASON_LENGTH,
+              description: "why, recorded with the change in the domain's events",
+            },
           },
         },
         response: { 200: DomainSchema, ...errorResponses(400, 401, 403, 404, 503) },
@@ -230,7 +240,9 @@ export function domainRoutes(
       const body = request.body ?? {};
       // Checked here rather than with additionalProperties, so that the reply lists the fields
       // that can be changed.
-      const unknownField = Object.keys(body).find((field) => !PATCH_FIELDS.includes(field));
+      const unknownField = Object.keys(body).find(
+        (field) => !PATCH_FIELDS.includes(field) && !PATCH_EXTRA_FIELDS.includes(field),
+      );
       if (unknownField !== undefined) {
         return reply
           .code(400)
@@ -242,7 +254,9 @@ export function domainRoutes(
           );
       }
 
-      const memberField = Object.keys(body).find((field) => !MEMBER_PATCH_FIELDS.includes(field));
+      const memberField = Object.keys(body).find(
+        (field) => !MEMBER_PATCH_FIELDS.includes(field) && !PATCH_EXTRA_FIELDS.includes(field),
+      );
       if (request.principal.role === 'member' && memberField !== undefined) {
         return reply
           .code(403)
@@ -275,7 +289,10 @@ export function domainRoutes(
           .send(errorBody(400, `body must set at least one of ${PATCH_FIELDS.join(', ')}`));
       }
 
-      const row = await updateDomain(pool, domain, changes);
+      const row = await updateDomain(pool, domain, changes, {
+        actor: actorOf(request.principal),
+        reason: body.reason?.trim() || null,
+      });
       if (!row) {
         return reply.code(404).send(unknownDomainBody(domain));
       }
