@@ -8,6 +8,8 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import {
   type FakePrimary,
+  fetchHealth,
+  freePort,
   LOCAL_AMQP_URL,
   LOCAL_REDIS_URL,
   type ServiceProcess,
@@ -21,6 +23,7 @@ import {
   type TcpProxy,
   type TestDnsServer,
   testEnvironment,
+  waitForHealth,
 } from '@secondary-mx/testkit';
 import pg from 'pg';
 
@@ -253,10 +256,12 @@ describe('outages', () => {
   describe('every service through proxies', () => {
     let suite: Suite;
     let primary: FakePrimary;
+    let ingressHealthPort: number;
     const proxies: Record<'amqp' | 'postgres' | 'redis', TcpProxy> = {} as never;
 
     before(async () => {
       primary = await startFakePrimary();
+      ingressHealthPort = await freePort();
       const environment = testEnvironment('outage');
       const [amqp, amqpUrl] = await proxyFor(LOCAL_AMQP_URL, 5672);
       const [postgres, databaseUrl] = await proxyFor(environment.database.url, 5432);
@@ -280,6 +285,9 @@ describe('outages', () => {
           MX_RETRY_MIN: '1s',
           MX_RETRY_MAX: '2s',
           MX_CONNECT_TIMEOUT: '2s',
+        },
+        serviceEnv: {
+          ingress: { MX_INGRESS_METRICS_LISTEN: `127.0.0.1:${ingressHealthPort}` },
         },
       });
       const filed = await suite.api('POST', '/api/domains', {
@@ -334,6 +342,9 @@ describe('outages', () => {
         'bob@member.example',
       );
       assert.match(deferred.text, STORE_DEFERRED, 'RCPT after a failed spool write');
+      const health = await fetchHealth(ingressHealthPort);
+      assert.equal(health.status, 503, JSON.stringify(health.body));
+      assert.equal(health.body.checks['queue-store'], 'failing');
       const api = await suite.api('GET', '/api/domains');
       assert.equal(api.status, 503);
 
@@ -350,6 +361,7 @@ describe('outages', () => {
         'bob@member.example',
       );
       assert.match(stored.text, QUEUED);
+      await waitForHealth(ingressHealthPort, 200);
       assertAllRunning(suite);
     });
 

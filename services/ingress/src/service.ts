@@ -62,18 +62,23 @@ async function checkConsumers(broker: Broker, queue: string): Promise<string> {
 
 /**
  * Builds the checks of what ingress needs to reply 250 after DATA: RabbitMQ, a queue-store
- * consuming spool.store, and the approved domains, without which every RCPT gets 451. With
- * MX_GREYLIST_ON_ERROR=closed a greylist service is needed too. Redis is left out, because a
- * failed cache read counts as a miss.
+ * consuming spool.store whose latest reply was not a failure, and the approved domains,
+ * without which every RCPT gets 451. With MX_GREYLIST_ON_ERROR=closed a greylist service is
+ * needed too. Redis is left out, because a failed cache read counts as a miss.
  */
 function ingressHealthChecks(
   settings: IngressSettings,
   broker: Broker,
   domains: ApprovedDomains,
+  spool: SpoolAvailability,
 ): HealthChecks {
   const checks: HealthChecks = {
     rabbitmq: () => (broker.connected ? 'ok' : 'disconnected'),
-    'queue-store': () => checkConsumers(broker, QUEUE.spoolStore),
+    // A queue-store that consumes but cannot reach PostgreSQL leaves every RCPT deferred.
+    'queue-store': async () => {
+      const consumers = await checkConsumers(broker, QUEUE.spoolStore);
+      return consumers === 'ok' && spool.failing ? 'failing' : consumers;
+    },
     domains: () => (domains.loaded ? 'ok' : 'not loaded'),
   };
   if (settings.MX_GREYLIST_ON_ERROR === 'closed') {
@@ -209,7 +214,7 @@ export async function startIngress(settings: IngressSettings, logger: Logger) {
       metrics.registry,
       settings.MX_INGRESS_METRICS_LISTEN,
       logger,
-      ingressHealthChecks(settings, broker, domains),
+      ingressHealthChecks(settings, broker, domains, spool),
     );
   }
 

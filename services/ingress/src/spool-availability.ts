@@ -36,6 +36,11 @@ export class SpoolAvailability {
     this.failure = reason;
   }
 
+  /** Whether the latest request to queue-store failed, until a later one succeeds. */
+  get failing(): boolean {
+    return this.failure !== undefined;
+  }
+
   /** Returns why a message cannot be stored now, or undefined when it can. */
   unavailableReason(): string | undefined {
     if (!this.broker.connected) {
