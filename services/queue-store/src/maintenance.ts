@@ -16,6 +16,7 @@ import {
   type Pool,
   type PoolClient,
   type ProbeIntervals,
+  pingDatabase,
   primaryHostsByDomain,
   purgeCompletedMessages,
   type ReportedRecipient,
@@ -23,6 +24,7 @@ import {
 } from '@secondary-mx/db';
 import type { Logger } from '@secondary-mx/logger';
 import { type BounceSettings, type DsnEvent, queueDsn } from './bounces.ts';
+import { PassBackoff } from './pass-backoff.ts';
 
 export interface MaintenanceOptions {
   pool: Pool;
@@ -43,6 +45,8 @@ const BATCH = 500;
 const RETENTION_EVERY_MS = 60_000;
 /** A probe not run within this time is dropped by the worker; the next one replaces it. */
 const PROBE_DEADLINE_MS = 30_000;
+/** How long the ping after a failed step waits before PostgreSQL counts as unreachable. */
+const PING_TIMEOUT_MS = 2000;
 
 function groupByMessage(recipients: ReportedRecipient[]): Map<string, ReportedRecipient[]> {
   const groups = new Map<string, ReportedRecipient[]>();
@@ -60,24 +64,32 @@ export class Maintenance {
   /** A run of sendPendingBounces started by requestBounces, and whether another is due. */
   private bounceRun: Promise<void> | undefined;
   private bouncesRequested = false;
+  private readonly backoff: PassBackoff;
 
-  constructor(private readonly options: MaintenanceOptions) {}
+  constructor(private readonly options: MaintenanceOptions) {
+    this.backoff = new PassBackoff(options.intervalMs);
+  }
 
   start(): void {
-    this.timer = setInterval(() => {
-      if (!this.running) {
-        this.running = this.pass().finally(() => {
-          this.running = undefined;
-        });
-      }
-    }, this.options.intervalMs);
+    this.scheduleNext(this.options.intervalMs);
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
-    clearInterval(this.timer);
+    clearTimeout(this.timer);
     await this.running;
     await this.bounceRun;
+  }
+
+  private scheduleNext(delayMs: number): void {
+    this.timer = setTimeout(() => {
+      this.running = this.pass().then((retryInMs) => {
+        this.running = undefined;
+        if (!this.stopped) {
+          this.scheduleNext(retryInMs ?? this.options.intervalMs);
+        }
+      });
+    }, delayMs);
   }
 
   /**
@@ -108,7 +120,12 @@ export class Maintenance {
       });
   }
 
-  async pass(): Promise<void> {
+  /**
+   * Runs every step, each on its own. A step that fails while PostgreSQL does not reply to a ping
+   * ends the pass, because the other steps would fail too: it logs one line and returns the
+   * delay before the next pass. Otherwise it returns undefined.
+   */
+  async pass(): Promise<number | undefined> {
     const steps: [string, () => Promise<void>][] = [
       ['administrator bounces', () => this.sendPendingBounces()],
       ['expiry', () => this.expire()],
@@ -116,16 +133,30 @@ export class Maintenance {
       ['probes', () => this.probe()],
       ['retention', () => this.purge()],
     ];
+    const { pool, logger } = this.options;
     for (const [name, step] of steps) {
       if (this.stopped) {
-        return;
+        return undefined;
       }
       try {
         await step();
       } catch (error) {
-        this.options.logger.error({ err: error, step: name }, 'maintenance step failed');
+        if (!(await pingDatabase(pool, PING_TIMEOUT_MS))) {
+          const { attempt, retryInMs } = this.backoff.failed();
+          logger.error(
+            { err: error, step: name, attempt, retryInMs },
+            'maintenance pass failed, PostgreSQL unreachable, retrying',
+          );
+          return retryInMs;
+        }
+        logger.error({ err: error, step: name }, 'maintenance step failed');
       }
     }
+    const failedPasses = this.backoff.succeeded();
+    if (failedPasses > 0) {
+      logger.info({ failedPasses }, 'maintenance passes work again');
+    }
+    return undefined;
   }
 
   /**

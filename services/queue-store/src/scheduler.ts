@@ -6,6 +6,7 @@
  *
  * A job that cannot be published has its lease handed back. A job lost after publishing (in
  * the broker or a worker) strands nothing: its recipients are reclaimed when the lease runs out.
+ * A failed pass, as while PostgreSQL is down, delays the next one with a backoff (PassBackoff).
  */
 import type { Broker } from '@secondary-mx/amqp';
 import { type DeliveryJob, encodeFrame, QUEUE } from '@secondary-mx/contracts';
@@ -19,6 +20,7 @@ import {
   releaseLease,
 } from '@secondary-mx/db';
 import type { Logger } from '@secondary-mx/logger';
+import { PassBackoff } from './pass-backoff.ts';
 
 export interface SchedulerOptions {
   pool: Pool;
@@ -29,6 +31,12 @@ export interface SchedulerOptions {
   leaseMs: number;
   messagesPerJob: number;
   jobsPerDomain: number;
+}
+
+/** Outcome of a pass: whether it leased a full batch, and the retry delay after a failure. */
+interface PassOutcome {
+  full: boolean;
+  retryInMs?: number;
 }
 
 /** Most message bytes leased per pass; bounds the memory of one pass. */
@@ -52,8 +60,11 @@ export class Scheduler {
   private lastPassAt = 0;
   /** When the pending timer fires, in epoch milliseconds. */
   private timerAt = Number.POSITIVE_INFINITY;
+  private readonly backoff: PassBackoff;
 
-  constructor(private readonly options: SchedulerOptions) {}
+  constructor(private readonly options: SchedulerOptions) {
+    this.backoff = new PassBackoff(options.intervalMs);
+  }
 
   start(): void {
     this.schedule(0);
@@ -95,11 +106,11 @@ export class Scheduler {
       this.timerAt = Number.POSITIVE_INFINITY;
       this.lastPassAt = Date.now();
       this.running = this.pass()
-        .catch((error: unknown) => {
-          this.options.logger.error({ err: error }, 'scheduler pass failed');
-          return false;
-        })
-        .then((full) => {
+        .then(
+          (full) => this.passSucceeded(full),
+          (error: unknown) => this.passFailed(error),
+        )
+        .then(({ full, retryInMs }) => {
           this.running = undefined;
           if (this.stopped) {
             return;
@@ -108,13 +119,32 @@ export class Scheduler {
           const urgent = this.kickedUrgently;
           this.kicked = false;
           this.kickedUrgently = false;
-          if (full || urgent) {
+          if (retryInMs !== undefined) {
+            this.schedule(retryInMs);
+          } else if (full || urgent) {
             this.schedule(0);
           } else {
             this.schedule(kicked ? this.kickDelay() : this.options.intervalMs);
           }
         });
     }, delayMs);
+  }
+
+  private passSucceeded(full: boolean): PassOutcome {
+    const failures = this.backoff.succeeded();
+    if (failures > 0) {
+      this.options.logger.info({ failedPasses: failures }, 'scheduler passes work again');
+    }
+    return { full };
+  }
+
+  private passFailed(error: unknown): PassOutcome {
+    const { attempt, retryInMs } = this.backoff.failed();
+    this.options.logger.error(
+      { err: error, attempt, retryInMs },
+      'scheduler pass failed, retrying',
+    );
+    return { full: false, retryInMs };
   }
 
   /** Runs one pass; resolves true when it leased a full batch, so more may be due. */
