@@ -61,6 +61,10 @@ interface ConsumerSpec {
   handler: MessageHandler;
   channel?: Channel;
   consumerTag?: string;
+  /** When a handler failure was last logged, in epoch milliseconds. */
+  failureLoggedAt?: number;
+  /** Handler failures since then that were not logged. */
+  failuresNotLogged?: number;
 }
 
 interface PendingCall {
@@ -77,6 +81,11 @@ const RECONNECT_MAX_MS = 15_000;
  */
 const CONNECT_TIMEOUT_MS = 10_000;
 const REQUEUE_DELAY_MS = 1000;
+/**
+ * Shortest time between two log lines about failed handlers of one queue. While PostgreSQL is
+ * down, every message in a queue fails again after each REQUEUE_DELAY_MS.
+ */
+const FAILURE_LOG_INTERVAL_MS = 10_000;
 const DIRECT_REPLY_TO = 'amq.rabbitmq.reply-to';
 
 export class Broker {
@@ -323,10 +332,7 @@ export class Broker {
       await consumer.handler(message, channel);
       channel.ack(message);
     } catch (error) {
-      this.options.logger.error(
-        { err: error, queue: consumer.name },
-        'message handler failed, requeueing the message',
-      );
+      this.logHandlerFailure(consumer, error);
       // A short pause keeps a failing handler (database down, say) from spinning on one message.
       setTimeout(() => {
         try {
@@ -343,6 +349,27 @@ export class Broker {
         }
       }
     }
+  }
+
+  /**
+   * Logs a failed handler at most once per FAILURE_LOG_INTERVAL_MS and queue. `suppressed` counts
+   * the failures since the previous line that were not logged.
+   */
+  private logHandlerFailure(consumer: ConsumerSpec, error: unknown): void {
+    const now = Date.now();
+    if (
+      consumer.failureLoggedAt !== undefined &&
+      now - consumer.failureLoggedAt < FAILURE_LOG_INTERVAL_MS
+    ) {
+      consumer.failuresNotLogged = (consumer.failuresNotLogged ?? 0) + 1;
+      return;
+    }
+    this.options.logger.error(
+      { err: error, queue: consumer.name, suppressed: consumer.failuresNotLogged ?? 0 },
+      'message handler failed, requeueing the message',
+    );
+    consumer.failureLoggedAt = now;
+    consumer.failuresNotLogged = 0;
   }
 
   private addConsumer(spec: ConsumerSpec): void {
