@@ -251,6 +251,8 @@ test('a domain is approved, suspended and removed', { timeout: 90_000 }, async (
     [
       ['request', 'pending', null],
       ['approve', 'approved', 'member in good standing'],
+      // The member's PATCH of greylisting.
+      ['change', 'approved', null],
       ['suspend', 'suspended', 'fees unpaid'],
       ['approve', 'approved', null],
       ['remove', 'removed', 'left the association'],
