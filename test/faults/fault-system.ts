@@ -108,6 +108,9 @@ export class FaultSystem {
         MX_CONNECT_TIMEOUT: '2s',
         MX_LEASE_TIME: '15s',
         MX_DELIVERY_TIMEOUT: '5s',
+        // Sessions of the load keep sending until the grace ends, so a short grace keeps the
+        // SIGTERM scenarios short; sigterm.test.ts waits for the stop limit that follows.
+        MX_SHUTDOWN_GRACE: '5s',
       },
     });
     const database = new pg.Pool({ connectionString: suite.environment.database.url, max: 1 });

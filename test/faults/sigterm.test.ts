@@ -11,8 +11,12 @@ import { FaultSystem } from './fault-system.ts';
 
 const MESSAGES = 1500;
 const SESSIONS = 15;
-/** The stop timeout of every service (handleShutdown's default), plus a margin. */
-const STOP_TIMEOUT_MS = 32_000;
+/**
+ * The longest stop limit of a service in this suite, plus 2 s: ingress's limit is
+ * MX_SHUTDOWN_GRACE (5 s here) plus its longest reply wait (MX_SPOOL_TIMEOUT, 10 s here) plus
+ * lifecycle's CLOSE_MARGIN_MS (10 s).
+ */
+const STOP_TIMEOUT_MS = 27_000;
 
 let system: FaultSystem;
 
