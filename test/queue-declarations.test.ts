@@ -1,5 +1,5 @@
 /**
- * The queues as RabbitMQ holds them: every queue a service declares survives a broker restart.
+ * The queues as RabbitMQ stores them: every queue a service declares survives a broker restart.
  * Redeclaring a queue with other properties fails with 406 PRECONDITION_FAILED, which shows what
  * the broker stored.
  */

@@ -109,7 +109,7 @@ export class FaultSystem {
         MX_LEASE_TIME: '15s',
         MX_DELIVERY_TIMEOUT: '5s',
         // Sessions of the load keep sending until the grace ends, so a short grace keeps the
-        // SIGTERM scenarios short; sigterm.test.ts waits for the stop limit that follows.
+        // SIGTERM scenarios short. sigterm.test.ts waits for the stop limit that follows.
         MX_SHUTDOWN_GRACE: '5s',
       },
     });

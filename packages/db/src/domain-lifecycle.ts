@@ -177,7 +177,7 @@ export async function deleteUndelivered(
   return { recipients: deleted.rows.length, queueIds };
 }
 
-/** The change of one setting, as recorded in a domain's history. */
+/** Describes the change of one setting for a domain's history, or returns undefined when it is unchanged. */
 function describeChange(name: string, before: unknown, after: unknown): string | undefined {
   const from = JSON.stringify(before);
   const to = JSON.stringify(after);

@@ -111,8 +111,8 @@ export const TOKEN_ROLES: readonly TokenRole[] = ['admin', 'member'];
 
 /**
  * A preHandler that replies 403 unless the request comes from an administrator, for routes that
- * members may not use even on their own domain. It replies the same for every domain, so it
- * tells a member nothing about which domains exist.
+ * members may not use even on their own domain. It replies the same for every domain, so a
+ * member learns nothing about which domains exist.
  */
 export async function adminOnly(request: FastifyRequest, reply: FastifyReply): Promise<void> {
   if (request.principal.role !== 'admin') {

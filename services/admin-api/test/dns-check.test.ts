@@ -11,7 +11,7 @@ import {
 import {
   AUTH,
   assertAccess,
-  createTokenHeader,
+  createCallers,
   type Harness,
   HOSTNAME,
   registerDomain,
@@ -400,11 +400,7 @@ describe('GET /api/domains/:domain/dns-check', () => {
       harness.app,
       { method: 'GET', url: `/api/domains/${domain}/dns-check` },
       { admin: 200, member: 200, otherMember: 404 },
-      {
-        admin: AUTH,
-        member: await createTokenHeader(harness.app, 'member', domain),
-        otherMember: await createTokenHeader(harness.app, 'member', other),
-      },
+      await createCallers(harness.app, domain, other, AUTH),
     );
   });
 });

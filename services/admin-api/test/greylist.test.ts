@@ -7,7 +7,7 @@ import {
   AUTH,
   assertAccess,
   type Callers,
-  createTokenHeader,
+  createCallers,
   type Harness,
   registerDomain,
   startHarness,
@@ -29,11 +29,7 @@ before(async () => {
   });
   const domain = await registerDomain(harness.app, testDomain('greylist'));
   const otherDomain = await registerDomain(harness.app, testDomain('greylist-other'));
-  callers = {
-    admin: await createTokenHeader(harness.app, 'admin'),
-    member: await createTokenHeader(harness.app, 'member', domain),
-    otherMember: await createTokenHeader(harness.app, 'member', otherDomain),
-  };
+  callers = await createCallers(harness.app, domain, otherDomain);
 });
 
 after(async () => {

@@ -4,6 +4,7 @@ import {
   AUTH,
   assertAccess,
   type Callers,
+  createCallers,
   createTokenHeader,
   type EventRecorder,
   type Harness,
@@ -539,11 +540,7 @@ describe('access', () => {
   before(async () => {
     domain = await registerDomain(harness.app, testDomain('access'));
     const other = await registerDomain(harness.app, testDomain('access-other'));
-    callers = {
-      admin: AUTH,
-      member: await createTokenHeader(harness.app, 'member', domain),
-      otherMember: await createTokenHeader(harness.app, 'member', other),
-    };
+    callers = await createCallers(harness.app, domain, other, AUTH);
   });
 
   test('lifecycle routes are admin only', async () => {

@@ -5,7 +5,7 @@ import {
   AUTH,
   assertAccess,
   type Callers,
-  createTokenHeader,
+  createCallers,
   type Harness,
   registerDomain,
   startHarness,
@@ -22,11 +22,7 @@ before(async () => {
   harness = await startHarness();
   domain = await registerDomain(harness.app, testDomain('access'));
   otherDomain = await registerDomain(harness.app, testDomain('access-other'));
-  callers = {
-    admin: await createTokenHeader(harness.app, 'admin'),
-    member: await createTokenHeader(harness.app, 'member', domain),
-    otherMember: await createTokenHeader(harness.app, 'member', otherDomain),
-  };
+  callers = await createCallers(harness.app, domain, otherDomain);
 });
 
 after(async () => {

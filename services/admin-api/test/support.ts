@@ -228,6 +228,23 @@ export interface Callers {
 }
 
 /**
+ * Creates member tokens of the domain and of another domain. The admin caller is the given
+ * header, or a new stored admin token.
+ */
+export async function createCallers(
+  app: FastifyInstance,
+  domain: string,
+  otherDomain: string,
+  admin?: { authorization: string },
+): Promise<Callers> {
+  return {
+    admin: admin ?? (await createTokenHeader(app, 'admin')),
+    member: await createTokenHeader(app, 'member', domain),
+    otherMember: await createTokenHeader(app, 'member', otherDomain),
+  };
+}
+
+/**
  * Sends the request with no token (expecting 401) and with each caller's token, and asserts
  * the status codes. The admin request goes last, so a route that changes state is checked
  * before the change.

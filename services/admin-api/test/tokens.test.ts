@@ -4,7 +4,7 @@ import {
   AUTH,
   assertAccess,
   type Callers,
-  createTokenHeader,
+  createCallers,
   type Harness,
   registerDomain,
   startHarness,
@@ -21,11 +21,7 @@ before(async () => {
   harness = await startHarness();
   domain = await registerDomain(harness.app, testDomain('tokens'));
   otherDomain = await registerDomain(harness.app, testDomain('tokens-other'));
-  callers = {
-    admin: await createTokenHeader(harness.app, 'admin'),
-    member: await createTokenHeader(harness.app, 'member', domain),
-    otherMember: await createTokenHeader(harness.app, 'member', otherDomain),
-  };
+  callers = await createCallers(harness.app, domain, otherDomain);
 });
 
 after(async () => {
